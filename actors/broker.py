@@ -1,0 +1,64 @@
+"""Redis connections, the Dramatiq broker and the result backend, as each process needs them.
+
+Light on purpose: the gateway imports this module to enqueue and to read results.
+"""
+
+from __future__ import annotations
+
+import os
+
+import redis
+from dramatiq import Message
+from dramatiq.brokers.redis import RedisBroker
+from dramatiq.results.backends import RedisBackend as ResultBackend
+
+from actors.catalog import Operation
+from actors.job_store import DEFAULT_RETENTION_SECONDS, JobStore
+
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+
+
+def redis_url() -> str:
+    return os.environ.get("REDIS_URL") or DEFAULT_REDIS_URL
+
+
+def retention_seconds() -> int:
+    return int(os.environ.get("JOB_RETENTION_SECONDS", DEFAULT_RETENTION_SECONDS))
+
+
+def redis_client(url: str | None = None, *, socket_timeout: float = 10.0, decode: bool = False) -> redis.Redis:
+    """A client that fails fast when Redis is away instead of hanging a request."""
+    return redis.Redis.from_url(
+        url or redis_url(),
+        socket_connect_timeout=min(1.0, socket_timeout),
+        socket_timeout=socket_timeout,
+        socket_keepalive=True,
+        health_check_interval=15,
+        decode_responses=decode,
+    )
+
+
+def job_store(client: redis.Redis | None = None) -> JobStore:
+    return JobStore(client or redis_client(), retention_seconds=retention_seconds())
+
+
+def enqueue_broker(client: redis.Redis | None = None) -> RedisBroker:
+    """A broker that only sends: no middleware, since nothing is processed here."""
+    return RedisBroker(client=client or redis_client(), middleware=[])
+
+
+def result_backend(client: redis.Redis | None = None) -> ResultBackend:
+    return ResultBackend(client=client or redis_client())
+
+
+def job_message(operation: Operation, job_id: str, params: dict) -> Message:
+    """The Dramatiq message of a job. Its message id is the job id, so the result
+    backend and dramatiq-abort find a job by the id the client holds."""
+    return Message(
+        queue_name=operation.queue,
+        actor_name=operation.name,
+        args=(params,),
+        kwargs={},
+        options={},
+        message_id=job_id,
+    )

@@ -1,0 +1,1 @@
+"""The application data store the light operations write to (SQL through SQLAlchemy)."""

@@ -1,0 +1,1 @@
+"""Dramatiq middleware that applies to every job: job records, retries, heartbeats, shutdown."""

@@ -1,0 +1,27 @@
+"""How an operation reports progress: ``report(step, current=, total=, message=)``.
+
+Inside a worker it updates the running job's record; run in-process (no current
+message) it does nothing, so operations need no branch for either case.
+"""
+
+from __future__ import annotations
+
+import dramatiq
+from dramatiq.middleware import CurrentMessage
+
+from actors.middleware.job_state import JobState
+
+
+def report(step: str, *, current: int = 0, total: int = 0, message: str = "") -> None:
+    job = CurrentMessage.get_current_message()
+    if job is None:
+        return
+    for middleware in dramatiq.get_broker().middleware:
+        if isinstance(middleware, JobState):
+            middleware.store.progress(job.message_id, step=step, message=message, current=current, total=total)
+            return
+
+
+def callback(step: str, current: int = 0, total: int = 0, message: str = "") -> None:
+    """The same, in the positional shape the analysis functions call."""
+    report(step, current=current, total=total, message=message)

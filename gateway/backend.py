@@ -1,0 +1,35 @@
+"""What the gateway talks to in Redis: job store, enqueue-only broker, results, aborts."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from dramatiq.brokers.redis import RedisBroker
+from dramatiq.results.backends import RedisBackend as ResultBackend
+from dramatiq_abort import Abortable
+from dramatiq_abort.backends import RedisBackend as AbortBackend
+
+from actors import broker as brokers
+from actors.job_store import JobStore
+
+# A request must not hang on a Redis that is away: fail within a second, answer 503.
+GATEWAY_REDIS_TIMEOUT_SECONDS = 1.0
+
+
+@dataclass
+class Backend:
+    store: JobStore
+    broker: RedisBroker
+    results: ResultBackend
+    aborts: Abortable
+
+    @classmethod
+    def from_env(cls, url: str | None = None) -> "Backend":
+        raw = brokers.redis_client(url, socket_timeout=GATEWAY_REDIS_TIMEOUT_SECONDS)
+        text = brokers.redis_client(url, socket_timeout=GATEWAY_REDIS_TIMEOUT_SECONDS, decode=True)
+        return cls(
+            store=brokers.job_store(text),
+            broker=brokers.enqueue_broker(raw),
+            results=brokers.result_backend(raw),
+            aborts=Abortable(backend=AbortBackend(client=raw)),
+        )
