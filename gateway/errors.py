@@ -11,8 +11,8 @@ log = logging.getLogger(__name__)
 
 
 class ApiError(falcon.HTTPError):
-    def __init__(self, status: str, code: str, message: str, *, headers: dict | None = None, **extra):
-        super().__init__(status, headers=headers)
+    def __init__(self, http_status: str, code: str, message: str, *, headers: dict | None = None, **extra):
+        super().__init__(http_status, headers=headers)
         self.body = {"error": code, "message": message, **extra}
 
     def to_dict(self, obj_type=dict):

@@ -27,12 +27,24 @@ def _job_not_found(job_id: str) -> ApiError:
     return ApiError(falcon.HTTP_404, "JOB_NOT_FOUND", f"no job with id {job_id!r} (unknown or expired)")
 
 
+# Read and drop up to this much of an oversized body, so a client's keep-alive
+# connection stays usable after the 413; beyond it the server closes the connection.
+DRAIN_BYTES = 8 * 1024 * 1024
+
+
+def _too_large(req: falcon.Request) -> ApiError:
+    drained = 0
+    while drained < DRAIN_BYTES and (chunk := req.bounded_stream.read(64 * 1024)):
+        drained += len(chunk)
+    return ApiError(falcon.HTTP_413, "PAYLOAD_TOO_LARGE", f"the body is larger than {MAX_BODY_BYTES} bytes")
+
+
 def _read_json_body(req: falcon.Request):
     if req.content_length is not None and req.content_length > MAX_BODY_BYTES:
-        raise ApiError(falcon.HTTP_413, "PAYLOAD_TOO_LARGE", f"the body is larger than {MAX_BODY_BYTES} bytes")
+        raise _too_large(req)
     raw = req.bounded_stream.read(MAX_BODY_BYTES + 1)
     if len(raw) > MAX_BODY_BYTES:
-        raise ApiError(falcon.HTTP_413, "PAYLOAD_TOO_LARGE", f"the body is larger than {MAX_BODY_BYTES} bytes")
+        raise _too_large(req)
     if not raw.strip():
         return {}
     try:
@@ -152,7 +164,7 @@ class Result:
         if record["status"] != COMPLETED:
             raise ApiError(
                 falcon.HTTP_409, "JOB_NOT_COMPLETED", f"job {ident} ended {record['status']}: it has no result",
-                status=record["status"], error=record["error"],
+                status=record["status"], job_error=record["error"],
             )
         resp.media = _result(self.backend, record)
 
