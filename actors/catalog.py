@@ -158,6 +158,8 @@ _OPERATIONS = [
                 "sleep_ms": {"type": "integer", "minimum": 0, "maximum": 600_000, "default": 0},
                 "steps": {"type": "integer", "minimum": 1, "maximum": 10_000, "default": 1},
                 "fail": {"type": "boolean", "default": False},
+                # Free text that tells otherwise identical jobs apart (benchmarks, tests).
+                "label": {"type": "string", "maxLength": 200},
             }
         ),
     ),

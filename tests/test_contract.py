@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 
+from actors import catalog
+from actors.broker import job_message, result_backend
 from tests.support.processes import wait_until
 
 
@@ -43,6 +45,14 @@ def test_selftest_completes_with_result_and_progress(stack, unique):
     result = stack.http.get(stack.url(f"/api/jobs/{job_id}/result"), timeout=10)
     assert result.status_code == 200
     assert result.json() == {"slept_ms": sleep_ms, "steps": 3}
+
+    # The record and its result (Dramatiq's Results backend) expire together.
+    retention = stack.store.retention_seconds
+    record_ttl = stack.store.client.ttl(f"jobs:job:{job_id}")
+    result_key = result_backend().build_message_key(job_message(catalog.get("selftest"), job_id, {}))
+    result_ttl = stack.store.client.pttl(result_key) / 1000
+    assert retention - 60 < record_ttl <= retention
+    assert retention - 60 < result_ttl <= retention
 
 
 def test_progress_is_visible_while_the_job_runs(stack, unique):
