@@ -43,7 +43,10 @@ class Service:
 
     def start(self) -> None:
         env = {**os.environ, **self.env, "PYTHONUNBUFFERED": "1"}
-        self.process = subprocess.Popen(self.args, cwd=ROOT, env=env, preexec_fn=_die_with_parent)
+        # A session of its own: Ctrl-C reaches only this runner, which then sends each
+        # service one SIGTERM (a second one would cut a worker's grace period short).
+        self.process = subprocess.Popen(self.args, cwd=ROOT, env=env, preexec_fn=_die_with_parent,
+                                        start_new_session=True)
         print(f"[stack] started {self.name} (pid {self.process.pid})", flush=True)
 
     def alive(self) -> bool:
@@ -92,7 +95,7 @@ def main() -> int:
     if not redis_url:
         port = int(os.environ.get("REDIS_PORT") or redis_server.free_port())
         data_dir = Path(os.environ.get("REDIS_DATA_DIR", ROOT / "var" / "redis"))
-        redis = redis_server.start(port, data_dir, preexec_fn=_die_with_parent)
+        redis = redis_server.start(port, data_dir, preexec_fn=_die_with_parent, start_new_session=True)
         redis_url = f"redis://127.0.0.1:{port}/0"
         print(f"[stack] redis-server {redis_server.binary()} on {redis_url}, data in {data_dir}", flush=True)
 
