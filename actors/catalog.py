@@ -32,6 +32,12 @@ class Operation:
     estimated_seconds: int
     #: JSON Schema of the parameters, checked at submit.
     params_schema: dict = field(default_factory=dict)
+    #: A job submitted when this one completes: (operation, parameters); the new job
+    #: also gets ``source_job_id``. As SysNDD does, clusterings are summarised by the LLM.
+    follow_up: tuple[str, dict] | None = None
+    #: Only when this environment variable is set on the worker (the LLM endpoint):
+    #: without it the follow-up could only fail.
+    follow_up_if_env: str | None = None
 
     @property
     def retry_after_seconds(self) -> int:
@@ -62,6 +68,8 @@ _OPERATIONS = [
                 "genes": {"type": "array", "items": _HGNC_ID, "maxItems": 20_000, "uniqueItems": True},
             }
         ),
+        follow_up=("llm_generation", {"cluster_type": "functional"}),
+        follow_up_if_env="LLM_BASE_URL",
     ),
     Operation(
         name="phenotype_clustering",
@@ -79,6 +87,8 @@ _OPERATIONS = [
                 "max_clusters": {"type": "integer", "minimum": 2, "maximum": 50, "default": 25},
             }
         ),
+        follow_up=("llm_generation", {"cluster_type": "phenotype"}),
+        follow_up_if_env="LLM_BASE_URL",
     ),
     Operation(
         name="llm_generation",
@@ -125,9 +135,13 @@ _OPERATIONS = [
         estimated_seconds=60,
         params_schema=_object(
             {
+                # Remote lists only: a job must not make a worker read its own files.
+                # (The shipped lists are the default; ``python -m actors.run`` reads local ones.)
                 "sources": {
                     "type": "object",
-                    "additionalProperties": {"type": "string", "minLength": 1, "maxLength": 2_000},
+                    "propertyNames": {"pattern": "^[A-Za-z0-9_.-]{1,64}$"},
+                    "additionalProperties": {"type": "string", "pattern": "^https?://", "maxLength": 2_000},
+                    "minProperties": 1,
                     "maxProperties": 50,
                 },
             }

@@ -240,6 +240,9 @@ class JobStore:
     def progress(self, job_id: str, *, step: str, message: str = "", current: int = 0, total: int = 0) -> bool:
         return bool(self._progress(args=[self.prefix, job_id, step, message[:500], current, total]))
 
+    def note_follow_up(self, job_id: str, follow_up_job_id: str) -> None:
+        self.client.hset(self._key("job", job_id), "follow_up_job_id", follow_up_job_id)
+
     def discard(self, job_id: str) -> None:
         """Undo an admission whose message could not be enqueued."""
         self.finish(job_id, FAILED, error_code="ENQUEUE_FAILED", error_message="the job could not be queued")
@@ -296,6 +299,27 @@ class JobStore:
                 pipe.zrem(index, *job_ids)
             pipe.execute()
 
+    def cleanup(self, batch: int = 500) -> int:
+        """Drop history entries whose record has expired; returns how many.
+
+        Only entries submitted more than ``retention`` ago can have expired, so the
+        scan stops there. Run hourly by the scheduler."""
+        horizon = (time.time() - self.retention_seconds) * 1_000_000
+        removed, high = 0, f"({int(horizon)}"
+        while True:
+            page = self.client.zrevrangebyscore(self._key("h", "all"), high, "-inf", start=0, num=batch, withscores=True)
+            if not page:
+                return removed
+            with self.client.pipeline(transaction=False) as pipe:
+                for job_id, _ in page:
+                    pipe.exists(self._key("job", _text(job_id)))
+                exists = pipe.execute()
+            gone = [_text(job_id) for (job_id, _), alive in zip(page, exists) if not alive]
+            if gone:
+                self._forget(gone)
+                removed += len(gone)
+            high = f"({int(page[-1][1])}"
+
     def active_count(self, queue: str) -> int:
         return self.client.scard(self._key("active", queue))
 
@@ -346,5 +370,6 @@ def record_from_hash(raw: dict) -> dict:
         },
         "error": error,
         "cancel_requested": raw.get("cancel_requested") == "1",
+        "follow_up_job_id": raw.get("follow_up_job_id"),
         "score": int(raw["score"]),
     }

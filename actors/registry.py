@@ -19,11 +19,13 @@ from actors import catalog
 from actors.broker import job_store, redis_client, result_backend, retention_seconds
 from actors.catalog import Operation
 from actors.middleware.abort import RunningAbortable
+from actors.middleware.follow_ups import FollowUps
 from actors.middleware.graceful_shutdown import GracefulShutdown
 from actors.middleware.heartbeat import WorkerHeartbeat
 from actors.middleware.job_state import JobState
 from actors.middleware.retries import JobRetries
 from actors.params import validate
+from actors.schedule import TICK_QUEUE, declare_ticks, periodiq_middleware
 
 DEFAULT_GRACE_SECONDS = 30.0
 
@@ -36,10 +38,11 @@ def worker_broker(queues: tuple[str, ...]) -> RedisBroker:
     client = redis_client()
     store = job_store(redis_client(decode=True))
     # Dramatiq runs "before" hooks in this order and "after" hooks in reverse, so
-    # JobState, first here, is the last to see a finished message: by then Results has
-    # stored the result (no 'completed' without one) and JobRetries has decided
-    # whether the failure is final.
+    # JobState sees a finished message after Results has stored the result (no
+    # 'completed' without one) and JobRetries has decided whether the failure is final;
+    # FollowUps comes last of all, once the job is recorded completed.
     middleware = [
+        FollowUps(store),
         WorkerHeartbeat(store, queues),
         JobState(store),
         TimeLimit(),
@@ -48,6 +51,7 @@ def worker_broker(queues: tuple[str, ...]) -> RedisBroker:
         RunningAbortable(backend=AbortBackend(client=client)),
         JobRetries(),
         Results(backend=result_backend(client), result_ttl=retention_seconds() * 1000),
+        periodiq_middleware(),
     ]
     return RedisBroker(client=client, middleware=middleware)
 
@@ -78,4 +82,6 @@ def boot(queue: str) -> RedisBroker:
     for operation in catalog.operations_on(queue):
         module = importlib.import_module(f"actors.operations.{operation.name}")
         declare(broker, operation, module.run)
+    if queue == TICK_QUEUE:
+        declare_ticks(broker)
     return broker

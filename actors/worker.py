@@ -38,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     # only has to outlast it.
     shutdown_timeout_ms = int((grace_seconds() + 15) * 1000)
     dramatiq_args = cli.make_argument_parser().parse_args([
-        f"actors.queues.{args.queue}",
+        f"actors.queues.{args.queue}:broker",
         "--queues", args.queue,
         "--processes", str(args.processes),
         "--threads", str(args.threads or settings["threads"]),

@@ -119,6 +119,9 @@ class Status:
             "progress": record["progress"],
             "attempts": record["attempts"],
         }
+        if record["follow_up_job_id"]:
+            body["follow_up_job_id"] = record["follow_up_job_id"]
+            body["follow_up_status_url"] = status_url(record["follow_up_job_id"])
         if record["status"] == COMPLETED:
             body["result"] = _result(self.backend, record)
         elif record["status"] == FAILED:

@@ -1,8 +1,8 @@
 """The local stack behind ``nox -s up``: the compose topology as plain processes.
 
 Redis (its own, with append-only persistence under ``var/redis``, unless REDIS_URL is
-set), the gateway on http://127.0.0.1:$GATEWAY_PORT (8080), one heavy worker and two
-light workers. In the foreground until Ctrl-C; a process that dies is started again,
+set), the gateway on http://127.0.0.1:$GATEWAY_PORT (8080), one heavy worker, two
+light workers and the scheduler. In the foreground until Ctrl-C; a process that dies is started again,
 and stopping the stack stops every process it started.
 """
 
@@ -61,6 +61,7 @@ def services(redis_url: str) -> list[Service]:
         Service("worker-heavy", [python, "-m", "actors.worker", "--queue=heavy"], env),
         Service("worker-light-1", [python, "-m", "actors.worker", "--queue=light"], env),
         Service("worker-light-2", [python, "-m", "actors.worker", "--queue=light"], env),
+        Service("scheduler", [python, "-m", "actors.schedule"], env),
     ]
 
 

@@ -12,6 +12,7 @@ import pytest
 import requests
 
 from actors.broker import job_store, redis_client
+from tests.support import fake_apis
 from tests.support.processes import Redis, start_gateway, start_worker, wait_until
 
 TERMINAL = ("completed", "failed", "cancelled")
@@ -23,15 +24,24 @@ def logs(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def stack(tmp_path_factory, logs):
+def pubtator_api():
+    server = fake_apis.pubtator()
+    yield server
+    server.close()
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory, logs, pubtator_api):
     redis = Redis(tmp_path_factory.mktemp("redis"))
+    data_dir = tmp_path_factory.mktemp("data")
+    env = {"DATA_DIR": str(data_dir), "PUBTATOR_BASE_URL": pubtator_api.url, "PUBTATOR_RATE_LIMIT_PER_SECOND": "0"}
     started = []
     try:
-        started.append(start_worker(redis.url, "heavy", logs))
-        started.append(start_worker(redis.url, "light", logs))
+        started.append(start_worker(redis.url, "heavy", logs, env=env))
+        started.append(start_worker(redis.url, "light", logs, env=env))
         gateway, base = start_gateway(redis.url, logs)
         started.append(gateway)
-        yield Stack(redis=redis, base=base, heavy=started[0], light=started[1], gateway=gateway)
+        yield Stack(redis=redis, base=base, heavy=started[0], light=started[1], gateway=gateway, data_dir=data_dir)
     finally:
         for process in reversed(started):
             process.stop()
@@ -39,7 +49,8 @@ def stack(tmp_path_factory, logs):
 
 
 class Stack:
-    def __init__(self, *, redis, base, heavy=None, light=None, gateway=None):
+    def __init__(self, *, redis, base, heavy=None, light=None, gateway=None, data_dir=None):
+        self.data_dir = data_dir
         self.redis = redis
         self.base = base
         self.heavy = heavy

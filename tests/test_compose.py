@@ -26,7 +26,7 @@ def _bytes(limit: str) -> int:
 
 
 def test_services_are_the_proposals(compose):
-    assert set(compose["services"]) == {"redis", "traefik", "gateway", "worker-heavy", "worker-light"}
+    assert set(compose["services"]) == {"redis", "traefik", "gateway", "worker-heavy", "worker-light", "scheduler"}
 
 
 def test_redis_has_a_volume_a_healthcheck_and_256m(compose):
@@ -58,8 +58,15 @@ def test_one_image_for_gateway_and_workers(compose):
     assert (ROOT / "infra" / "Dockerfile").exists()
 
 
+def test_scheduler_runs_periodiq_once(compose):
+    scheduler = compose["services"]["scheduler"]
+    assert scheduler["command"] == ["python", "-m", "actors.schedule"]
+    assert scheduler["deploy"]["replicas"] == 1
+    assert scheduler["image"] == compose["services"]["gateway"]["image"]
+
+
 def test_every_app_service_finds_redis_and_waits_for_it(compose):
-    for name in ("gateway", "worker-heavy", "worker-light"):
+    for name in ("gateway", "worker-heavy", "worker-light", "scheduler"):
         service = compose["services"][name]
         assert service["environment"]["REDIS_URL"] == "redis://redis:6379/0"
         assert service["depends_on"]["redis"]["condition"] == "service_healthy"

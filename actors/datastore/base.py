@@ -4,6 +4,7 @@ SQLite file by default; any SQLAlchemy URL (PostgreSQL, MySQL) through DATABASE_
 """
 
 import os
+from functools import lru_cache
 from pathlib import Path
 
 from sqlalchemy import create_engine
@@ -30,3 +31,22 @@ def make_engine(url: str | None = None) -> Engine:
 
 def create_all(engine: Engine) -> None:
     Base.metadata.create_all(engine)
+
+
+@lru_cache(maxsize=None)
+def shared_engine() -> Engine:
+    """One engine (and connection pool) per worker process, with every table created."""
+    # Importing the table modules registers them on Base.
+    from actors.datastore import models  # noqa: F401
+
+    try:
+        from actors.datastore import llm_cache  # noqa: F401
+    except ImportError:  # the LLM cache lands with llm_generation
+        pass
+    engine = make_engine()
+    create_all(engine)
+    return engine
+
+
+def backup_dir() -> Path:
+    return Path(os.environ.get("BACKUP_DIR") or Path(os.environ.get("DATA_DIR", "var")) / "backups")

@@ -8,6 +8,7 @@ import socket
 from dramatiq.logging import get_logger
 from dramatiq.middleware import Middleware, SkipMessage
 
+from actors.catalog import CATALOG
 from actors.errors import classify
 from actors.job_store import CANCELLED, COMPLETED, FAILED, RUNNING, JobStore
 
@@ -29,6 +30,8 @@ class JobState(Middleware):
         self.worker_name = f"{socket.gethostname()}:{os.getpid()}"
 
     def before_process_message(self, broker, message):
+        if message.actor_name not in CATALOG:
+            return  # not a job: a scheduler tick
         status, attempts = self.store.start(message.message_id, self.worker_name)
         if status != RUNNING:
             # Cancelled while pending, already finished (a redelivery) or expired.
@@ -36,6 +39,8 @@ class JobState(Middleware):
             raise SkipMessage()
 
     def after_process_message(self, broker, message, *, result=None, exception=None):
+        if message.actor_name not in CATALOG:
+            return
         if exception is None:
             self.store.finish(message.message_id, COMPLETED)
             return

@@ -1,13 +1,17 @@
-"""The `backup_create` operation.
-
-Its analysis is not wired in yet: a job validates its parameters and then fails with
-NOT_IMPLEMENTED rather than return something that looks like a result.
-"""
+"""``backup_create``: a compressed, checksummed, rotated snapshot of the data store."""
 
 from __future__ import annotations
 
-from actors.errors import NotImplementedYet
+from actors.analysis import backup
+from actors.datastore.base import backup_dir, shared_engine
+from actors.errors import JobError
+from actors.progress import callback
 
 
 def run(params: dict) -> dict:
-    raise NotImplementedYet("backup_create is accepted and routed, but its analysis is not implemented yet")
+    try:
+        return backup.create_backup(shared_engine(), backup_dir=backup_dir(), keep=params["keep"], progress=callback)
+    except backup.BackupInProgressError as e:
+        raise JobError(str(e), code="BACKUP_IN_PROGRESS")
+    except backup.BackupError as e:
+        raise JobError(str(e), code="BACKUP_FAILED")

@@ -1,13 +1,18 @@
-"""The `comparisons_update` operation.
-
-Its analysis is not wired in yet: a job validates its parameters and then fails with
-NOT_IMPLEMENTED rather than return something that looks like a result.
-"""
+"""``comparisons_update``: external NDD gene lists, normalised to HGNC ids, in one transaction."""
 
 from __future__ import annotations
 
-from actors.errors import NotImplementedYet
+from actors.analysis import comparisons
+from actors.datastore.base import shared_engine
+from actors.errors import JobError, TransientJobError
+from actors.progress import callback
 
 
 def run(params: dict) -> dict:
-    raise NotImplementedYet("comparisons_update is accepted and routed, but its analysis is not implemented yet")
+    try:
+        return comparisons.update_comparisons(shared_engine(), sources=params.get("sources"), progress=callback)
+    except comparisons.ComparisonSourceError as e:
+        # A list could not be fetched or read; the old comparison table stays in place.
+        raise TransientJobError(str(e), code="SOURCE_UNAVAILABLE")
+    except comparisons.ComparisonError as e:
+        raise JobError(str(e), code="COMPARISON_FAILED")
