@@ -46,11 +46,14 @@ local function move_status(op, old, new, score)
     redis.call('ZADD', p .. ':h:os:' .. op .. ':' .. new, score, id)
 end
 
-local function finish(old, new, now, retention, code, message)
+local function finish(old, new, now, retention, code, message, peak)
     local f = redis.call('HMGET', key, 'operation', 'queue', 'score', 'dedup')
     redis.call('HSET', key, 'status', new, 'completed_at', now)
     if code ~= '' then
         redis.call('HSET', key, 'error_code', code, 'error_message', message)
+    end
+    if peak and peak ~= '' then
+        redis.call('HSET', key, 'peak_memory_mb', peak)
     end
     move_status(f[1], old, new, f[3])
     redis.call('SREM', p .. ':active:' .. f[2], id)
@@ -108,7 +111,8 @@ end
 return {'running', tostring(attempts)}
 """
 
-# ARGV: prefix, id, new status, completed_at, retention seconds, error code, error message
+# ARGV: prefix, id, new status, completed_at, retention seconds, error code, error message,
+# peak memory (MB, or '')
 _FINISH = """
 local status = redis.call('HGET', key, 'status')
 if not status then
@@ -117,7 +121,7 @@ end
 if status ~= 'pending' and status ~= 'running' then
     return status
 end
-finish(status, ARGV[3], ARGV[4], tonumber(ARGV[5]), ARGV[6], ARGV[7])
+finish(status, ARGV[3], ARGV[4], tonumber(ARGV[5]), ARGV[6], ARGV[7], ARGV[8])
 return 'ok'
 """
 
@@ -223,10 +227,12 @@ class JobStore:
         status, attempts = self._start(args=[self.prefix, job_id, worker, utc_now()])
         return _text(status), int(attempts)
 
-    def finish(self, job_id: str, status: str, *, error_code: str = "", error_message: str = "") -> str:
+    def finish(self, job_id: str, status: str, *, error_code: str = "", error_message: str = "",
+               peak_memory_mb: float | None = None) -> str:
         assert status in TERMINAL
         return _text(self._finish(args=[
             self.prefix, job_id, status, utc_now(), self.retention_seconds, error_code, error_message[:2000],
+            "" if peak_memory_mb is None else peak_memory_mb,
         ]))
 
     def requeue(self, job_id: str, *, error_code: str, error_message: str) -> str:
@@ -371,5 +377,6 @@ def record_from_hash(raw: dict) -> dict:
         "error": error,
         "cancel_requested": raw.get("cancel_requested") == "1",
         "follow_up_job_id": raw.get("follow_up_job_id"),
+        "peak_memory_mb": float(raw["peak_memory_mb"]) if raw.get("peak_memory_mb") else None,
         "score": int(raw["score"]),
     }

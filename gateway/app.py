@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import falcon
 
-from gateway import errors, health, jobs
+from gateway import encoding, errors, health, jobs
 from gateway.backend import Backend
 
 
 def create_app(backend: Backend | None = None) -> falcon.App:
     backend = backend or Backend.from_env()
     app = falcon.App(media_type=falcon.MEDIA_JSON)
+    app.resp_options.media_handlers[falcon.MEDIA_JSON] = encoding.json_handler()
     errors.install(app)
     # One field name for both job ids and operation names: Falcon requires the same
     # name at the same position of every route below /api/jobs/.

@@ -11,6 +11,7 @@ from dramatiq_abort.backends import RedisBackend as AbortBackend
 
 from actors import broker as brokers
 from actors.job_store import JobStore
+from gateway.encoding import OrjsonEncoder
 
 # A request must not hang on a Redis that is away: fail within a second, answer 503.
 GATEWAY_REDIS_TIMEOUT_SECONDS = 1.0
@@ -30,6 +31,6 @@ class Backend:
         return cls(
             store=brokers.job_store(text),
             broker=brokers.enqueue_broker(raw),
-            results=brokers.result_backend(raw),
+            results=ResultBackend(client=raw, encoder=OrjsonEncoder()),
             aborts=Abortable(backend=AbortBackend(client=raw)),
         )

@@ -118,6 +118,7 @@ class Status:
             "step": record["progress"]["step"],
             "progress": record["progress"],
             "attempts": record["attempts"],
+            "peak_memory_mb": record["peak_memory_mb"],
         }
         if record["follow_up_job_id"]:
             body["follow_up_job_id"] = record["follow_up_job_id"]

@@ -31,10 +31,22 @@ def pubtator_api():
 
 
 @pytest.fixture(scope="session")
-def stack(tmp_path_factory, logs, pubtator_api):
+def llm_api():
+    server = fake_apis.chat_completions()
+    yield server
+    server.close()
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory, logs, pubtator_api, llm_api):
     redis = Redis(tmp_path_factory.mktemp("redis"))
     data_dir = tmp_path_factory.mktemp("data")
-    env = {"DATA_DIR": str(data_dir), "PUBTATOR_BASE_URL": pubtator_api.url, "PUBTATOR_RATE_LIMIT_PER_SECOND": "0"}
+    env = {
+        "DATA_DIR": str(data_dir),
+        "PUBTATOR_BASE_URL": pubtator_api.url, "PUBTATOR_RATE_LIMIT_PER_SECOND": "0",
+        "LLM_BASE_URL": llm_api.url, "LLM_MODEL": "test-model", "LLM_API_KEY": "test-key",
+        "LLM_RATE_LIMIT_PER_MINUTE": "0",
+    }
     started = []
     try:
         started.append(start_worker(redis.url, "heavy", logs, env=env))

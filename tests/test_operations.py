@@ -49,6 +49,7 @@ def test_clustering_finds_communities_of_the_ndd_network(stack):
     # Ran on the heavy worker, reporting its stages.
     assert stack.store.get(body["job_id"])["worker"].endswith(f":{_worker_pid(stack.heavy)}")
     assert body["progress"]["step"] == "summarise" and body["progress"]["current"] == body["progress"]["total"]
+    assert body["peak_memory_mb"] > 50  # igraph and the network, measured in the worker process
 
 
 def test_clustering_restricted_to_genes_and_walktrap(stack):
@@ -183,3 +184,48 @@ def test_run_in_process_with_input_files(tmp_path):
     bad = subprocess.run([sys.executable, "-m", "actors.run", "clustering", "--params", '{"algorithm": 1}'],
                          capture_output=True, text=True)
     assert bad.returncode == 1 and json.loads(bad.stderr)["error"] == "INVALID_PARAMS"
+
+
+def test_finished_clustering_enqueues_its_llm_summaries(stack, llm_api):
+    body = _run(stack, "clustering", {"seed": 7})
+    assert body["status"] == "completed", body
+    follow_up = body["follow_up_job_id"]
+    assert body["follow_up_status_url"] == f"/api/jobs/{follow_up}/status"
+    summaries = stack.wait_status(follow_up, timeout=120)
+    assert summaries["status"] == "completed", summaries
+    assert summaries["operation"] == "llm_generation" and summaries["queue"] == "heavy"
+    result = summaries["result"]
+    assert result["source_job_id"] == body["job_id"] and result["cluster_type"] == "functional"
+    assert len(result["summaries"]) == body["result"]["cluster_count"]
+    first = result["summaries"][0]
+    assert first["summary_json"]["confidence"] == "medium" and first["summary_json"]["tags"]
+    assert len(first["cluster_hash"]) == 64
+    posts = [r for r in llm_api.requests if r[1] == "/chat/completions"]
+    assert posts and posts[-1][3]["Authorization"] == "Bearer test-key"
+
+    # The same clusters again: every summary comes from the cache, no new request.
+    before = len(llm_api.requests)
+    again = _run(stack, "llm_generation", {"source_job_id": body["job_id"], "cluster_type": "functional"})
+    assert again["status"] == "completed", again
+    assert all(s["cached"] for s in again["result"]["summaries"])
+    assert len(llm_api.requests) == before
+
+
+def test_llm_generation_without_an_endpoint_fails_clearly(fresh_redis, logs):
+    from tests.conftest import Stack
+    from tests.support.processes import start_gateway, start_worker
+
+    worker = start_worker(fresh_redis.url, "heavy", logs, env={"LLM_BASE_URL": "", "LLM_MODEL": ""})
+    gateway, base = start_gateway(fresh_redis.url, logs)
+    try:
+        stack = Stack(redis=fresh_redis, base=base, heavy=worker, gateway=gateway)
+        body = _run(stack, "llm_generation", {"source_job_id": "whatever"})
+        assert body["status"] == "failed"
+        assert body["error"]["code"] == "LLM_NOT_CONFIGURED" and "LLM_BASE_URL" in body["error"]["message"]
+        assert body["attempts"] == 1
+        # Nothing to summarise with: a clustering does not chain a job bound to fail.
+        clustering = _run(stack, "clustering", {})
+        assert clustering["status"] == "completed" and "follow_up_job_id" not in clustering
+    finally:
+        gateway.stop()
+        worker.stop()

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import os
 import socket
+import threading
 
 from dramatiq.logging import get_logger
 from dramatiq.middleware import Middleware, SkipMessage
 
+from actors import memory
 from actors.catalog import CATALOG
 from actors.errors import classify
 from actors.job_store import CANCELLED, COMPLETED, FAILED, RUNNING, JobStore
@@ -24,6 +26,10 @@ class JobState(Middleware):
         self.logger = get_logger(__name__, type(self))
         self.store = store
         self.worker_name = f"{socket.gethostname()}:{os.getpid()}"
+        # Jobs running in this process: the memory peak is reset when the first starts,
+        # so a job's recorded peak covers its run (and any job running beside it).
+        self.running = 0
+        self.lock = threading.Lock()
 
     def after_process_boot(self, broker):
         # Forked worker processes get their own name.
@@ -32,23 +38,32 @@ class JobState(Middleware):
     def before_process_message(self, broker, message):
         if message.actor_name not in CATALOG:
             return  # not a job: a scheduler tick
-        status, attempts = self.store.start(message.message_id, self.worker_name)
+        status, _ = self.store.start(message.message_id, self.worker_name)
         if status != RUNNING:
             # Cancelled while pending, already finished (a redelivery) or expired.
             self.logger.info("Skipping job %s: it is %s.", message.message_id, status)
             raise SkipMessage()
+        with self.lock:
+            self.running += 1
+            if self.running == 1:
+                memory.reset_peak()
 
     def after_process_message(self, broker, message, *, result=None, exception=None):
         if message.actor_name not in CATALOG:
             return
+        with self.lock:
+            self.running -= 1
+        peak = memory.peak_mb()
         if exception is None:
-            self.store.finish(message.message_id, COMPLETED)
+            self.store.finish(message.message_id, COMPLETED, peak_memory_mb=peak)
             return
         failure = classify(exception)
         if failure.code == "CANCELLED":
-            self.store.finish(message.message_id, CANCELLED, error_code=failure.code, error_message=failure.message)
+            self.store.finish(message.message_id, CANCELLED, error_code=failure.code, error_message=failure.message,
+                              peak_memory_mb=peak)
         elif message.failed:
-            self.store.finish(message.message_id, FAILED, error_code=failure.code, error_message=failure.message)
+            self.store.finish(message.message_id, FAILED, error_code=failure.code, error_message=failure.message,
+                              peak_memory_mb=peak)
         else:
             # Retries has put the message back: pending again, with the last error.
             self.store.requeue(message.message_id, error_code=failure.code, error_message=failure.message)

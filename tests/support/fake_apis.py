@@ -89,3 +89,30 @@ def files(contents: dict[str, bytes]) -> LocalServer:
         return 404, {}, {"detail": "not found"}
 
     return LocalServer(handle)
+
+
+def chat_completions() -> LocalServer:
+    """An OpenAI-compatible ``POST /chat/completions`` that answers every prompt with a
+    valid cluster summary naming the first line of the prompt it was sent."""
+
+    def handle(method, path, query, body):
+        if method != "POST" or path != "/chat/completions":
+            return 404, {}, {"error": {"message": "not found"}}
+        request = json.loads(body)
+        prompt = request["messages"][-1]["content"]
+        first_line = prompt.strip().splitlines()[0][:80]
+        summary = {
+            "summary": f"A cluster described from: {first_line}",
+            "tags": ["neurodevelopment"],
+            "confidence": "medium",
+            "key_themes": ["shared function"],
+            "key_phenotype_themes": ["shared phenotype"],
+            "clinical_pattern": "syndromic",
+        }
+        return 200, {}, {
+            "id": "chatcmpl-test", "object": "chat.completion", "model": request["model"],
+            "choices": [{"index": 0, "finish_reason": "stop",
+                         "message": {"role": "assistant", "content": json.dumps(summary)}}],
+        }
+
+    return LocalServer(handle)
