@@ -30,9 +30,10 @@ def up(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON)
 def bench(session: nox.Session) -> None:
-    """Throughput of our job layer against bare Dramatiq on the same Redis."""
+    """Throughput against bare Dramatiq; the heavy analyses; gateway latency and memory under load."""
     _install(session)
-    session.run("python", "-m", "tests.benchmarks.throughput", *session.posargs)
+    session.run("python", "-m", "tests.benchmarks.throughput")
+    session.run("python", "-m", "tests.benchmarks.heavy")
 
 
 @nox.session(python=PYTHON)
