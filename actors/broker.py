@@ -13,7 +13,7 @@ from dramatiq.brokers.redis import RedisBroker
 from dramatiq.results.backends import RedisBackend as ResultBackend
 
 from actors.catalog import Operation
-from actors.job_store import DEFAULT_RETENTION_SECONDS, JobStore
+from actors.job_store import DEFAULT_LOST_RUNS_LIMIT, DEFAULT_RETENTION_SECONDS, JobStore
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 
@@ -39,7 +39,11 @@ def redis_client(url: str | None = None, *, socket_timeout: float = 10.0, decode
 
 
 def job_store(client: redis.Redis | None = None) -> JobStore:
-    return JobStore(client or redis_client(), retention_seconds=retention_seconds())
+    return JobStore(
+        client or redis_client(),
+        retention_seconds=retention_seconds(),
+        lost_runs_limit=int(os.environ.get("WORKER_LOST_LIMIT", DEFAULT_LOST_RUNS_LIMIT)),
+    )
 
 
 def enqueue_broker(client: redis.Redis | None = None) -> RedisBroker:

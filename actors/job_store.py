@@ -32,6 +32,8 @@ ACTIVE = (PENDING, RUNNING)
 TERMINAL = (COMPLETED, FAILED, CANCELLED)
 
 DEFAULT_RETENTION_SECONDS = 7 * 24 * 3600
+#: A job whose worker died under it this many times fails with WORKER_LOST.
+DEFAULT_LOST_RUNS_LIMIT = 2
 
 # Shared by the scripts below: move a job between status indexes, and finish a job.
 _LUA_PRELUDE = """
@@ -55,6 +57,10 @@ local function finish(old, new, now, retention, code, message, peak)
     if peak and peak ~= '' then
         redis.call('HSET', key, 'peak_memory_mb', peak)
     end
+    if ARGV[9] and ARGV[9] ~= '' then
+        redis.call('HSET', key, 'progress_step', ARGV[9], 'progress_message', ARGV[10],
+            'progress_current', ARGV[11], 'progress_total', ARGV[12])
+    end
     move_status(f[1], old, new, f[3])
     redis.call('SREM', p .. ':active:' .. f[2], id)
     local dedup = p .. ':dedup:' .. f[4]
@@ -65,7 +71,11 @@ local function finish(old, new, now, retention, code, message, peak)
 end
 """
 
-# ARGV: prefix, id, operation, queue, dedup hash, cap, score, submitted_at, params
+# ARGV: prefix, id, operation, queue, dedup hash, cap, score, submitted_at, params,
+#       Dramatiq queue key, Dramatiq message hash key, Dramatiq message id, message data.
+# The last two writes are what Dramatiq's own enqueue does (dispatch.lua, "enqueue"), so
+# that recording a job and queueing its message are one atomic step: no record without
+# its message (a job nobody runs), no message without its record.
 _ADMIT = """
 local dedup = p .. ':dedup:' .. ARGV[5]
 local existing = redis.call('GET', dedup)
@@ -89,19 +99,31 @@ redis.call('ZADD', p .. ':h:all', score, id)
 redis.call('ZADD', p .. ':h:o:' .. op, score, id)
 redis.call('ZADD', p .. ':h:s:pending', score, id)
 redis.call('ZADD', p .. ':h:os:' .. op .. ':pending', score, id)
+redis.call('HSET', ARGV[11], ARGV[12], ARGV[13])
+redis.call('RPUSH', ARGV[10], ARGV[12])
 return {'accepted', id}
 """
 
-# ARGV: prefix, id, worker, started_at.  A 'running' record is started again: its
-# message was redelivered because the worker that ran it is gone.
+# ARGV: prefix, id, worker, started_at, lost limit, retention.  A record still 'running'
+# when its message is delivered again lost its worker (killed, out of memory): that
+# counts as a lost run, and after ``lost limit`` of them the job fails for good.
 _START = """
-local f = redis.call('HMGET', key, 'status', 'operation', 'score')
+local f = redis.call('HMGET', key, 'status', 'operation', 'score', 'worker')
 local status = f[1]
 if not status then
     return {'missing', '0'}
 end
 if status ~= 'pending' and status ~= 'running' then
     return {status, '0'}
+end
+if status == 'running' then
+    local lost = redis.call('HINCRBY', key, 'lost_runs', 1)
+    if lost >= tonumber(ARGV[5]) then
+        finish('running', 'failed', ARGV[4], tonumber(ARGV[6]), 'WORKER_LOST',
+            'the worker running this job died ' .. lost .. ' times (killed, or out of memory: last on '
+            .. (f[4] or '?') .. '); not retried')
+        return {'failed', redis.call('HGET', key, 'attempts')}
+    end
 end
 redis.call('HSET', key, 'status', 'running', 'started_at', ARGV[4], 'worker', ARGV[3])
 local attempts = redis.call('HINCRBY', key, 'attempts', 1)
@@ -112,7 +134,7 @@ return {'running', tostring(attempts)}
 """
 
 # ARGV: prefix, id, new status, completed_at, retention seconds, error code, error message,
-# peak memory (MB, or '')
+# peak memory (MB, or ''), last progress (step, message, current, total; step '' for none)
 _FINISH = """
 local status = redis.call('HGET', key, 'status')
 if not status then
@@ -179,6 +201,17 @@ def dedup_hash(operation: str, params: dict) -> str:
 
 
 @dataclass(frozen=True)
+class QueuedMessage:
+    """A Dramatiq message as its Redis broker stores it: id in the queue list, data in
+    the queue's message hash."""
+
+    queue_key: str
+    messages_key: str
+    redis_message_id: str
+    data: bytes
+
+
+@dataclass(frozen=True)
 class Admission:
     outcome: str  # "accepted", "duplicate" or "capacity"
     job_id: str | None = None
@@ -186,10 +219,12 @@ class Admission:
 
 
 class JobStore:
-    def __init__(self, client: redis.Redis, *, prefix: str = "jobs", retention_seconds: int = DEFAULT_RETENTION_SECONDS):
+    def __init__(self, client: redis.Redis, *, prefix: str = "jobs", retention_seconds: int = DEFAULT_RETENTION_SECONDS,
+                 lost_runs_limit: int = DEFAULT_LOST_RUNS_LIMIT):
         self.client = client
         self.prefix = prefix
         self.retention_seconds = retention_seconds
+        self.lost_runs_limit = lost_runs_limit
         register = client.register_script
         self._admit = register(_LUA_PRELUDE + _ADMIT)
         self._start = register(_LUA_PRELUDE + _START)
@@ -203,15 +238,18 @@ class JobStore:
 
     # -- writes -------------------------------------------------------------------------
 
-    def admit(self, job_id: str, operation: Operation, params: dict, *, cap: int) -> Admission:
-        """Create a pending record unless an identical job is active or the queue is full.
+    def admit(self, job_id: str, operation: Operation, params: dict, *, cap: int, message: QueuedMessage) -> Admission:
+        """Create a pending record and queue its message, unless an identical job is
+        active or the queue is full.
 
-        Duplicate check, capacity check and creation are one atomic script: two
-        gateways submitting the same job at once get one job and one 409."""
+        Duplicate check, capacity check, creation and enqueue are one atomic script: two
+        gateways submitting the same job at once get one job and one 409, and a Redis
+        failure leaves either both the record and its message or neither."""
         score = time.time_ns() // 1000
         args = [
             self.prefix, job_id, operation.name, operation.queue, dedup_hash(operation.name, params),
             cap, score, utc_now(), canonical_params(params),
+            message.queue_key, message.messages_key, message.redis_message_id, message.data,
         ]
         outcome, value = self._admit(args=args)
         outcome, value = _text(outcome), _text(value)
@@ -223,16 +261,22 @@ class JobStore:
 
     def start(self, job_id: str, worker: str) -> tuple[str, int]:
         """Mark a job running; returns (status, attempts). A status other than
-        'running' means the message must be skipped (cancelled, finished, missing)."""
-        status, attempts = self._start(args=[self.prefix, job_id, worker, utc_now()])
-        return _text(status), int(attempts)
+        'running' means the message must be skipped (cancelled, finished, missing, or
+        failed just now because its workers kept dying under it)."""
+        status, attempts = self._start(args=[
+            self.prefix, job_id, worker, utc_now(), self.lost_runs_limit, self.retention_seconds,
+        ])
+        return _text(status), int(attempts or 0)
 
     def finish(self, job_id: str, status: str, *, error_code: str = "", error_message: str = "",
-               peak_memory_mb: float | None = None) -> str:
+               peak_memory_mb: float | None = None, progress: tuple | None = None) -> str:
+        """``progress`` is the job's last (step, message, current, total), written with
+        the final state so a late report can never be lost or land after it."""
         assert status in TERMINAL
+        step, message, current, total = progress or ("", "", 0, 0)
         return _text(self._finish(args=[
             self.prefix, job_id, status, utc_now(), self.retention_seconds, error_code, error_message[:2000],
-            "" if peak_memory_mb is None else peak_memory_mb,
+            "" if peak_memory_mb is None else peak_memory_mb, step, message[:500], current, total,
         ]))
 
     def requeue(self, job_id: str, *, error_code: str, error_message: str) -> str:
@@ -246,12 +290,15 @@ class JobStore:
     def progress(self, job_id: str, *, step: str, message: str = "", current: int = 0, total: int = 0) -> bool:
         return bool(self._progress(args=[self.prefix, job_id, step, message[:500], current, total]))
 
+    def progress_many(self, reports: dict[str, tuple]) -> None:
+        """Several jobs' latest (step, message, current, total), in one round trip."""
+        with self.client.pipeline(transaction=False) as pipe:
+            for job_id, (step, message, current, total) in reports.items():
+                self._progress(args=[self.prefix, job_id, step, message[:500], current, total], client=pipe)
+            pipe.execute()
+
     def note_follow_up(self, job_id: str, follow_up_job_id: str) -> None:
         self.client.hset(self._key("job", job_id), "follow_up_job_id", follow_up_job_id)
-
-    def discard(self, job_id: str) -> None:
-        """Undo an admission whose message could not be enqueued."""
-        self.finish(job_id, FAILED, error_code="ENQUEUE_FAILED", error_message="the job could not be queued")
 
     # -- reads --------------------------------------------------------------------------
 
@@ -378,5 +425,6 @@ def record_from_hash(raw: dict) -> dict:
         "cancel_requested": raw.get("cancel_requested") == "1",
         "follow_up_job_id": raw.get("follow_up_job_id"),
         "peak_memory_mb": float(raw["peak_memory_mb"]) if raw.get("peak_memory_mb") else None,
+        "lost_runs": int(raw.get("lost_runs", 0)),
         "score": int(raw["score"]),
     }

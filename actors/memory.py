@@ -1,10 +1,14 @@
-"""Peak resident memory of this process, from Linux's /proc (VmHWM), with a reset.
+"""Peak resident memory of this process.
 
-Writing 5 to /proc/self/clear_refs resets the high-water mark, so a worker can
-measure the peak of the job it is running. Elsewhere both functions do nothing.
+Exact per job where a process runs one job at a time: writing 5 to
+/proc/self/clear_refs resets Linux's high-water mark (VmHWM), so the peak read at the
+end is the job's. A process running jobs on several threads reports its lifetime peak
+(getrusage, a cheap system call): an upper bound shared by its jobs.
 """
 
 from __future__ import annotations
+
+import resource
 
 
 def reset_peak() -> None:
@@ -24,3 +28,7 @@ def peak_mb() -> float | None:
     except OSError:
         pass
     return None
+
+
+def lifetime_peak_mb() -> float:
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)

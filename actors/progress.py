@@ -1,6 +1,7 @@
 """How an operation reports progress: ``report(step, current=, total=, message=)``.
 
-Inside a worker it updates the running job's record; run in-process (no current
+Inside a worker it updates the running job's record (within a fraction of a second:
+JobState writes reports in batches); run in-process (no current
 message) it goes to the reporter set with ``report_locally`` (``python -m actors.run``
 prints it), or nowhere, so operations need no branch for either case.
 """
@@ -30,7 +31,7 @@ def report(step: str, *, current: int = 0, total: int = 0, message: str = "") ->
         return
     for middleware in dramatiq.get_broker().middleware:
         if isinstance(middleware, JobState):
-            middleware.store.progress(job.message_id, step=step, message=message, current=current, total=total)
+            middleware.report_progress(job.message_id, step, message, current, total)
             return
 
 

@@ -44,7 +44,7 @@ def worker_broker(queues: tuple[str, ...]) -> RedisBroker:
     middleware = [
         FollowUps(store),
         WorkerHeartbeat(store, queues),
-        JobState(store),
+        JobState(store, one_job_at_a_time=os.environ.get("WORKER_THREADS") == "1"),
         TimeLimit(),
         GracefulShutdown(grace_seconds()),
         CurrentMessage(),

@@ -28,6 +28,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     settings = CONCURRENCY[args.queue]
+    threads = args.threads or settings["threads"]
+    # Read by actors.registry: one thread means a job's memory peak can be exact.
+    os.environ["WORKER_THREADS"] = str(threads)
     if settings["prefetch"]:
         # Read by dramatiq.worker at import time.
         os.environ.setdefault("dramatiq_queue_prefetch", str(settings["prefetch"]))
@@ -41,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
         f"actors.queues.{args.queue}:broker",
         "--queues", args.queue,
         "--processes", str(args.processes),
-        "--threads", str(args.threads or settings["threads"]),
+        "--threads", str(threads),
         "--worker-shutdown-timeout", str(shutdown_timeout_ms),
         "--path", os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
     ])

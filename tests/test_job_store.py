@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 
@@ -10,7 +11,7 @@ import pytest
 from actors import catalog
 from actors.broker import enqueue_broker, redis_client
 from actors.job_store import JobStore
-from actors.submission import submit
+from actors.submission import queued_message, submit
 
 SELFTEST = catalog.get("selftest")
 CLUSTERING = catalog.get("clustering")
@@ -19,6 +20,12 @@ CLUSTERING = catalog.get("clustering")
 @pytest.fixture
 def store(fresh_redis):
     return JobStore(redis_client(fresh_redis.url, decode=True), retention_seconds=2)
+
+
+def admit(store: JobStore, job_id: str, operation, params: dict, *, cap: int):
+    # Only the broker's namespace is read: where its queue keys are.
+    message = queued_message(enqueue_broker(store.client), operation, job_id, params)
+    return store.admit(job_id, operation, params, cap=cap, message=message)
 
 
 def test_concurrent_identical_submissions_make_one_job(store, fresh_redis):
@@ -38,23 +45,25 @@ def test_concurrent_identical_submissions_make_one_job(store, fresh_redis):
     assert len(accepted) == 1
     assert {a.job_id for a in outcomes} == {accepted[0].job_id}
     assert store.client.llen("dramatiq:light") == 1
+    assert json.loads(store.client.hget("dramatiq:light.msgs", store.client.lindex("dramatiq:light", 0)))[
+        "message_id"] == accepted[0].job_id
 
 
 def test_cap_counts_pending_and_running_only(store):
-    first = store.admit("a", CLUSTERING, {"seed": 1}, cap=2)
-    store.admit("b", CLUSTERING, {"seed": 2}, cap=2)
-    assert store.admit("c", CLUSTERING, {"seed": 3}, cap=2).outcome == "capacity"
+    first = admit(store, "a", CLUSTERING, {"seed": 1}, cap=2)
+    admit(store, "b", CLUSTERING, {"seed": 2}, cap=2)
+    assert admit(store, "c", CLUSTERING, {"seed": 3}, cap=2).outcome == "capacity"
     assert store.start(first.job_id, "w:1") == ("running", 1)
-    assert store.admit("c", CLUSTERING, {"seed": 3}, cap=2).outcome == "capacity"
+    assert admit(store, "c", CLUSTERING, {"seed": 3}, cap=2).outcome == "capacity"
     store.finish(first.job_id, "completed")
-    assert store.admit("c", CLUSTERING, {"seed": 3}, cap=2).outcome == "accepted"
+    assert admit(store, "c", CLUSTERING, {"seed": 3}, cap=2).outcome == "accepted"
 
 
 def test_finished_records_expire_after_retention_and_leave_history(store):
-    store.admit("old", SELFTEST, {"label": "old"}, cap=10)
+    admit(store, "old", SELFTEST, {"label": "old"}, cap=10)
     store.start("old", "w:1")
     store.finish("old", "failed", error_code="X", error_message="boom")
-    store.admit("new", SELFTEST, {"label": "new"}, cap=10)
+    admit(store, "new", SELFTEST, {"label": "new"}, cap=10)
     assert 0 < store.client.ttl("jobs:job:old") <= 2
     assert store.client.ttl("jobs:job:new") == -1  # active records never expire
 
@@ -67,7 +76,7 @@ def test_finished_records_expire_after_retention_and_leave_history(store):
 
 
 def test_a_finished_job_cannot_be_restarted_or_finished_again(store):
-    store.admit("j", SELFTEST, {}, cap=10)
+    admit(store, "j", SELFTEST, {}, cap=10)
     store.start("j", "w:1")
     assert store.finish("j", "completed") == "ok"
     assert store.finish("j", "failed", error_code="LATE") == "completed"
@@ -77,8 +86,8 @@ def test_a_finished_job_cannot_be_restarted_or_finished_again(store):
 
 
 def test_cancel_moves_pending_at_once_and_flags_running(store):
-    store.admit("p", SELFTEST, {"label": "p"}, cap=10)
-    store.admit("r", SELFTEST, {"label": "r"}, cap=10)
+    admit(store, "p", SELFTEST, {"label": "p"}, cap=10)
+    admit(store, "r", SELFTEST, {"label": "r"}, cap=10)
     store.start("r", "w:1")
     assert store.cancel("p") == "cancelled"
     assert store.cancel("r") == "running"
@@ -91,7 +100,7 @@ def test_cancel_moves_pending_at_once_and_flags_running(store):
 
 def test_history_pages_through_every_job_once(store):
     for i in range(25):
-        store.admit(f"j{i:02}", SELFTEST, {"label": str(i)}, cap=100)
+        admit(store, f"j{i:02}", SELFTEST, {"label": str(i)}, cap=100)
     seen, cursor = [], None
     while True:
         items, cursor = store.history(limit=7, cursor=cursor)
@@ -102,7 +111,7 @@ def test_history_pages_through_every_job_once(store):
 
 
 def test_status_indexes_follow_the_record(store):
-    store.admit("j", SELFTEST, {}, cap=10)
+    admit(store, "j", SELFTEST, {}, cap=10)
     assert [i["job_id"] for i in store.history(limit=5, status="pending")[0]] == ["j"]
     store.start("j", "w:1")
     assert store.history(limit=5, status="pending")[0] == []
