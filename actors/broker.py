@@ -8,6 +8,8 @@ from __future__ import annotations
 import os
 
 import redis
+from redis.backoff import ExponentialWithJitterBackoff
+from redis.retry import Retry
 from dramatiq import Message
 from dramatiq.brokers.redis import RedisBroker
 from dramatiq.results.backends import RedisBackend as ResultBackend
@@ -26,14 +28,17 @@ def retention_seconds() -> int:
     return int(os.environ.get("JOB_RETENTION_SECONDS", DEFAULT_RETENTION_SECONDS))
 
 
-def redis_client(url: str | None = None, *, socket_timeout: float = 10.0, decode: bool = False) -> redis.Redis:
-    """A client that fails fast when Redis is away instead of hanging a request."""
+def redis_client(url: str | None = None, *, socket_timeout: float = 10.0, retries: int = 3,
+                 decode: bool = False) -> redis.Redis:
+    """A client with bounded timeouts; ``retries`` quick retries of a failed command
+    (with jittered backoff) ride out a dropped connection."""
     return redis.Redis.from_url(
         url or redis_url(),
         socket_connect_timeout=min(1.0, socket_timeout),
         socket_timeout=socket_timeout,
         socket_keepalive=True,
         health_check_interval=15,
+        retry=Retry(ExponentialWithJitterBackoff(base=0.05, cap=0.5), retries),
         decode_responses=decode,
     )
 

@@ -174,6 +174,10 @@ _OPERATIONS = [
                 "fail": {"type": "boolean", "default": False},
                 # Free text that tells otherwise identical jobs apart (benchmarks, tests).
                 "label": {"type": "string", "maxLength": 200},
+                # Fault injection: hold this much memory while sleeping (memory limits).
+                "allocate_mb": {"type": "integer", "minimum": 0, "maximum": 65_536, "default": 0},
+                # Fault injection: count each run to its end in Redis (duplicate runs).
+                "count_runs": {"type": "boolean", "default": False},
             }
         ),
     ),

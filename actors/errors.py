@@ -55,6 +55,8 @@ def classify(exception: BaseException) -> Failure:
         return Failure("TIME_LIMIT", "the job ran past its time limit", False)
     if isinstance(exception, Abort):
         return Failure("CANCELLED", "cancelled while running", False)
+    if isinstance(exception, MemoryError):
+        return Failure("MEMORY_LIMIT", "the job needed more memory than its worker may use", False)
     if isinstance(exception, Shutdown):
         return Failure("WORKER_SHUTDOWN", "the worker stopped before the job finished; requeued", True)
     message = f"{type(exception).__name__}: {exception}"[:1000]

@@ -16,13 +16,15 @@ from dramatiq.results import Results
 from dramatiq_abort.backends import RedisBackend as AbortBackend
 
 from actors import catalog
-from actors.broker import job_store, redis_client, result_backend, retention_seconds
+from actors.broker import job_store, redis_client, retention_seconds
 from actors.catalog import Operation
 from actors.middleware.abort import RunningAbortable
 from actors.middleware.follow_ups import FollowUps
 from actors.middleware.graceful_shutdown import GracefulShutdown
 from actors.middleware.heartbeat import WorkerHeartbeat
 from actors.middleware.job_state import JobState
+from actors.middleware.maintenance import MaintainedRedisBroker, QueueMaintenance
+from actors.middleware.results import ReliableResultBackend
 from actors.middleware.retries import JobRetries
 from actors.params import validate
 from actors.schedule import TICK_QUEUE, declare_ticks, periodiq_middleware
@@ -50,10 +52,11 @@ def worker_broker(queues: tuple[str, ...]) -> RedisBroker:
         CurrentMessage(),
         RunningAbortable(backend=AbortBackend(client=client)),
         JobRetries(),
-        Results(backend=result_backend(client), result_ttl=retention_seconds() * 1000),
+        Results(backend=ReliableResultBackend(client=client), result_ttl=retention_seconds() * 1000),
         periodiq_middleware(),
+        QueueMaintenance(queues),
     ]
-    return RedisBroker(client=client, middleware=middleware)
+    return MaintainedRedisBroker(client=client, middleware=middleware)
 
 
 def declare(broker: RedisBroker, operation: Operation, run) -> dramatiq.Actor:

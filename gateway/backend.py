@@ -13,8 +13,9 @@ from actors import broker as brokers
 from actors.job_store import JobStore
 from gateway.encoding import OrjsonEncoder
 
-# A request must not hang on a Redis that is away: fail within a second, answer 503.
-GATEWAY_REDIS_TIMEOUT_SECONDS = 1.0
+# A request must not hang on a Redis that is away: fail fast (no retries, short
+# timeouts), answer 503 within a second.
+GATEWAY_REDIS_TIMEOUT_SECONDS = 0.5
 
 
 @dataclass
@@ -26,8 +27,8 @@ class Backend:
 
     @classmethod
     def from_env(cls, url: str | None = None) -> "Backend":
-        raw = brokers.redis_client(url, socket_timeout=GATEWAY_REDIS_TIMEOUT_SECONDS)
-        text = brokers.redis_client(url, socket_timeout=GATEWAY_REDIS_TIMEOUT_SECONDS, decode=True)
+        raw = brokers.redis_client(url, socket_timeout=GATEWAY_REDIS_TIMEOUT_SECONDS, retries=0)
+        text = brokers.redis_client(url, socket_timeout=GATEWAY_REDIS_TIMEOUT_SECONDS, retries=0, decode=True)
         return cls(
             store=brokers.job_store(text),
             broker=brokers.enqueue_broker(raw),

@@ -40,6 +40,7 @@ class Service:
     env: dict = field(default_factory=dict)
     process: subprocess.Popen | None = None
     restarts: int = 0
+    started_at: float = 0.0
 
     def start(self) -> None:
         env = {**os.environ, **self.env, "PYTHONUNBUFFERED": "1"}
@@ -47,6 +48,7 @@ class Service:
         # service one SIGTERM (a second one would cut a worker's grace period short).
         self.process = subprocess.Popen(self.args, cwd=ROOT, env=env, preexec_fn=_die_with_parent,
                                         start_new_session=True)
+        self.started_at = time.monotonic()
         print(f"[stack] started {self.name} (pid {self.process.pid})", flush=True)
 
     def alive(self) -> bool:
@@ -110,10 +112,13 @@ def main() -> int:
         while not stopping:
             for service in running:
                 if not stopping and not service.alive():
+                    # Back off only for a service that keeps dying right after its start.
+                    if time.monotonic() - service.started_at > 60:
+                        service.restarts = 0
                     service.restarts += 1
                     print(f"[stack] {service.name} exited with {service.process.returncode}; restarting "
                           f"(restart #{service.restarts})", flush=True)
-                    time.sleep(min(5, service.restarts))
+                    time.sleep(min(10, 0.5 * 2 ** (service.restarts - 1)))
                     service.start()
             time.sleep(0.5)
     finally:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import socket
 import threading
-import time
 
 import redis
 from dramatiq.logging import get_logger
@@ -15,11 +14,10 @@ from actors import memory
 from actors.catalog import CATALOG
 from actors.errors import classify
 from actors.job_store import CANCELLED, COMPLETED, FAILED, RUNNING, JobStore
+from actors.middleware.reliability import wait_out_redis
 
 #: How often buffered progress reports are written (seconds).
 PROGRESS_FLUSH_SECONDS = 0.2
-#: How long a state change waits for Redis to come back before giving up (seconds).
-REDIS_PATIENCE_SECONDS = float(os.environ.get("WORKER_REDIS_PATIENCE_SECONDS", "300"))
 
 
 class JobState(Middleware):
@@ -80,17 +78,7 @@ class JobState(Middleware):
     # -- states -------------------------------------------------------------------------
 
     def _reliably(self, what: str, call):
-        deadline = time.monotonic() + REDIS_PATIENCE_SECONDS
-        delay = 0.1
-        while True:
-            try:
-                return call()
-            except (redis.ConnectionError, redis.TimeoutError) as e:
-                if time.monotonic() > deadline:
-                    raise
-                self.logger.warning("Redis unavailable while %s (%s); retrying in %.1f s.", what, e, delay)
-                time.sleep(delay)
-                delay = min(delay * 2, 5.0)
+        return wait_out_redis(self.logger, what, call)
 
     def before_process_message(self, broker, message):
         if message.actor_name not in CATALOG:

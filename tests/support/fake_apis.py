@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, urlparse
@@ -58,7 +59,11 @@ class LocalServer:
             def log_message(self, *args):
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        class Server(ThreadingHTTPServer):
+            def handle_error(self, request, client_address):
+                pass  # a client that went away (a killed worker) is not the server's problem
+
+        self.server = Server(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
@@ -91,13 +96,15 @@ def files(contents: dict[str, bytes]) -> LocalServer:
     return LocalServer(handle)
 
 
-def chat_completions() -> LocalServer:
+def chat_completions(delay_seconds: float = 0) -> LocalServer:
     """An OpenAI-compatible ``POST /chat/completions`` that answers every prompt with a
-    valid cluster summary naming the first line of the prompt it was sent."""
+    valid cluster summary naming the first line of the prompt it was sent (after
+    ``delay_seconds``, like a slow model)."""
 
     def handle(method, path, query, body):
         if method != "POST" or path != "/chat/completions":
             return 404, {}, {"error": {"message": "not found"}}
+        time.sleep(delay_seconds)
         request = json.loads(body)
         prompt = request["messages"][-1]["content"]
         first_line = prompt.strip().splitlines()[0][:80]

@@ -72,6 +72,23 @@ class Process:
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
 
+    def children(self) -> list[int]:
+        try:
+            return [int(p) for p in Path(f"/proc/{self.pid}/task/{self.pid}/children").read_text().split()]
+        except OSError:
+            return []
+
+    def kill_hard(self) -> None:
+        """SIGKILL the process and the workers it forked, as the kernel's OOM killer or
+        a crash would: nothing gets to clean up."""
+        for pid in self.children():
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        self.process.kill()
+        self.process.wait()
+
 
 def start_worker(redis_url: str, queue: str, log_dir: Path, *, env: dict | None = None, threads: int | None = None) -> Process:
     args = [sys.executable, "-m", "actors.worker", f"--queue={queue}"]
@@ -82,8 +99,9 @@ def start_worker(redis_url: str, queue: str, log_dir: Path, *, env: dict | None 
     return worker
 
 
-def start_gateway(redis_url: str, log_dir: Path, *, env: dict | None = None, workers: int = 1) -> tuple[Process, str]:
-    port = redis_server.free_port()
+def start_gateway(redis_url: str, log_dir: Path, *, env: dict | None = None, workers: int = 1,
+                  port: int | None = None) -> tuple[Process, str]:
+    port = port or redis_server.free_port()
     gateway = Process(
         "gateway",
         [sys.executable, "-m", "gunicorn", "-c", "infra/gunicorn.conf.py", "gateway.wsgi:app"],
