@@ -37,6 +37,15 @@ def bench(session: nox.Session) -> None:
 
 
 @nox.session(python=PYTHON)
+def faults(session: nox.Session) -> None:
+    """Fault injection: killed workers, poison jobs, memory limits, Redis and gateway
+    restarts, then a chaos run of a few thousand jobs; prints counts and recovery times."""
+    _install(session)
+    session.run("pytest", "-c", "tests/pytest.ini", "--rootdir", ".", "-s", "tests/faults", "-k", "not chaos")
+    session.run("python", "-m", "tests.faults.chaos", *session.posargs)
+
+
+@nox.session(python=PYTHON)
 def lock(session: nox.Session) -> None:
     """Recompile requirements/*.txt from requirements/*.in (pip-tools)."""
     session.install("pip-tools")

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 
 from dramatiq.brokers.redis import RedisBroker
 from dramatiq.common import dq_name
@@ -60,10 +61,18 @@ class QueueMaintenance(Middleware):
         self.stopped.set()
 
     def _run(self, broker: MaintainedRedisBroker) -> None:
+        # After an outage every worker's heartbeat is stale at once; requeueing now
+        # would take running jobs from live workers. Only heartbeat until the others
+        # have had a full timeout to come back.
+        quiet_until = 0.0
         while not self.stopped.is_set():
             try:
                 for queue in self.queues:
-                    broker.do_maintenance(queue)
+                    if time.monotonic() < quiet_until:
+                        broker.do_qsize(queue)  # any command refreshes this worker's heartbeat
+                    else:
+                        broker.do_maintenance(queue)
             except Exception as e:  # Redis away: try again next round
                 self.logger.warning("Queue maintenance failed: %s", e)
+                quiet_until = time.monotonic() + broker.heartbeat_timeout / 1000 + self.interval
             self.stopped.wait(self.interval)
