@@ -329,7 +329,7 @@ class JobStore:
                     pipe.hgetall(self._key("job", _text(job_id)))
                 records = pipe.execute()
             expired = []
-            for (job_id, score), raw in zip(page, records):
+            for (job_id, _score), raw in zip(page, records):
                 if raw:
                     items.append(record_from_hash(raw))
                 else:

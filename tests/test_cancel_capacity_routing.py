@@ -9,7 +9,7 @@ import pytest
 
 from actors import catalog
 from tests.conftest import Stack
-from tests.support.processes import start_gateway, start_worker, wait_until
+from tests.support.processes import start_gateway, start_worker
 
 
 @pytest.fixture

@@ -26,7 +26,6 @@ from actors.analysis.backup import (
 from actors.datastore.base import create_all, make_engine
 from actors.datastore.models import Publication
 
-POSTGRES_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/test"
 
 
 def add_publications(engine, count: int, first_pmid: int = 1) -> None:
@@ -166,25 +165,11 @@ def test_a_failed_backup_leaves_nothing_behind(tmp_path):
 # --- PostgreSQL through pg_dump, when reachable -------------------------------------
 
 
-@pytest.fixture(scope="module")
-def postgres_url():
-    psycopg = pytest.importorskip("psycopg")
-    if shutil.which("pg_dump") is None:
-        pytest.skip("pg_dump not installed")
-    try:
-        admin = psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True, connect_timeout=3)
-    except psycopg.Error as exc:
-        pytest.skip(f"PostgreSQL not reachable: {exc}")
-    name = f"sysndd_test_{uuid.uuid4().hex[:12]}"
-    admin.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
-    finally:
-        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.close()
 
 
 def test_postgresql_backup_with_pg_dump(postgres_url, tmp_path):
+    if shutil.which("pg_dump") is None:
+        pytest.skip("pg_dump not installed")
     engine = make_engine(postgres_url)
     try:
         create_all(engine)

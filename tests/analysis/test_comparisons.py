@@ -5,12 +5,11 @@ from __future__ import annotations
 import gzip
 import json
 import threading
-import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select
 
 from actors.analysis.comparisons import (
     ComparisonSourceError,
@@ -22,39 +21,14 @@ from actors.data.builders.hgnc_symbols import DEFAULT_SOURCE_DIR
 from actors.datastore.base import make_engine
 from actors.datastore.models import ComparisonListMetadata, ComparisonMembership
 
-POSTGRES_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/test"
 REFERENCE_UPSET = DEFAULT_SOURCE_DIR / "api_comparisons_upset_GET.json"
 
 
 # --- databases: SQLite always, PostgreSQL when reachable ---------------------------
 
 
-@pytest.fixture(scope="module")
-def postgres_url():
-    psycopg = pytest.importorskip("psycopg")
-    try:
-        admin = psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True, connect_timeout=3)
-    except psycopg.Error as exc:
-        pytest.skip(f"PostgreSQL not reachable: {exc}")
-    name = f"sysndd_test_{uuid.uuid4().hex[:12]}"
-    admin.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
-    finally:
-        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.close()
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def engine(request, tmp_path):
-    if request.param == "sqlite":
-        engine = make_engine(f"sqlite:///{tmp_path / 'store.sqlite3'}")
-    else:
-        engine = make_engine(request.getfixturevalue("postgres_url"))
-        with engine.begin() as conn:  # a clean slate per test within the module's database
-            conn.execute(text("DROP TABLE IF EXISTS comparison_memberships, comparison_list_metadata"))
-    yield engine
-    engine.dispose()
 
 
 # --- a local HTTP server for URL sources -------------------------------------------

@@ -13,12 +13,11 @@ import json
 import re
 import socket
 import threading
-import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select, text, update
+from sqlalchemy import select, update
 
 from actors.analysis import llm_summary
 from actors.analysis.llm_summary import (
@@ -37,11 +36,9 @@ from actors.analysis.llm_summary import (
 )
 from actors.analysis.network_clustering import cluster_network, load_network
 from actors.analysis.pubtator import RateLimiter, RetryPolicy
-from actors.datastore.base import make_engine
 from actors.datastore.llm_cache import LLMSummary
 
 SHARED = Path(__file__).resolve().parents[3] / "shared" / "data" / "sysndd"
-POSTGRES_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/test"
 MODEL = "test-model"
 
 
@@ -165,32 +162,8 @@ def settings_for(api, **overrides) -> LLMSettings:
 # --- databases: SQLite always, PostgreSQL when reachable ---------------------------
 
 
-@pytest.fixture(scope="module")
-def postgres_url():
-    psycopg = pytest.importorskip("psycopg")
-    try:
-        admin = psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True, connect_timeout=3)
-    except psycopg.Error as exc:
-        pytest.skip(f"PostgreSQL not reachable: {exc}")
-    name = f"sysndd_llm_test_{uuid.uuid4().hex[:12]}"
-    admin.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
-    finally:
-        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.close()
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def engine(request, tmp_path):
-    if request.param == "sqlite":
-        engine = make_engine(f"sqlite:///{tmp_path / 'store.sqlite3'}")
-    else:
-        engine = make_engine(request.getfixturevalue("postgres_url"))
-        with engine.begin() as conn:  # a clean slate per test within the module's database
-            conn.execute(text("DROP TABLE IF EXISTS llm_summaries"))
-    yield engine
-    engine.dispose()
 
 
 @pytest.fixture(scope="module")

@@ -5,13 +5,12 @@ from __future__ import annotations
 import json
 import socket
 import threading
-import uuid
 from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlparse
 
 import pytest
-from sqlalchemy import func, insert, select, text
+from sqlalchemy import func, insert, select
 
 from actors.analysis.pubtator import (
     PubTatorRequestError,
@@ -23,10 +22,9 @@ from actors.analysis.pubtator import (
     upsert,
     upsert_by_select,
 )
-from actors.datastore.base import create_all, make_engine
+from actors.datastore.base import create_all
 from actors.datastore.models import Publication, PublicationGeneMention
 
-POSTGRES_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/test"
 
 # Records in the shape of api_publication_pubtator_search_GET.json (text_hl shortened).
 RECORDS = [
@@ -149,32 +147,8 @@ def api():
 # --- databases: SQLite always, PostgreSQL when reachable ---------------------------
 
 
-@pytest.fixture(scope="module")
-def postgres_url():
-    psycopg = pytest.importorskip("psycopg")
-    try:
-        admin = psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True, connect_timeout=3)
-    except psycopg.Error as exc:
-        pytest.skip(f"PostgreSQL not reachable: {exc}")
-    name = f"sysndd_test_{uuid.uuid4().hex[:12]}"
-    admin.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
-    finally:
-        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.close()
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def engine(request, tmp_path):
-    if request.param == "sqlite":
-        engine = make_engine(f"sqlite:///{tmp_path / 'store.sqlite3'}")
-    else:
-        engine = make_engine(request.getfixturevalue("postgres_url"))
-        with engine.begin() as conn:  # a clean slate per test within the module's database
-            conn.execute(text("DROP TABLE IF EXISTS publication_gene_mentions, publications"))
-    yield engine
-    engine.dispose()
 
 
 def run(engine, api, **overrides):

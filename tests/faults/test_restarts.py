@@ -24,11 +24,9 @@ def test_redis_killed_and_restarted_mid_stream(fresh_redis, logs):
 
         # A crash of the Redis process, not a polite shutdown.
         fresh_redis.stop(signal.SIGKILL)
-        started = time.monotonic()
-        down = requests.post(f"{base}/api/jobs/selftest/submit", json={"label": "during"}, timeout=5)
-        answered_in = time.monotonic() - started
+        # A hang would trip the client's timeout: the gateway must answer, and in JSON.
+        down = requests.post(f"{base}/api/jobs/selftest/submit", json={"label": "during"}, timeout=2)
         assert down.status_code == 503 and down.json()["error"] == "BACKEND_UNAVAILABLE"
-        assert answered_in < 2.0, answered_in  # no hang: the gateway fails fast
         assert requests.get(f"{base}/api/jobs/{accepted[0]}/status", timeout=5).json()["error"] == "BACKEND_UNAVAILABLE"
         assert requests.get(f"{base}/api/health", timeout=5).status_code == 200
         assert requests.get(f"{base}/api/health/ready", timeout=5).status_code == 503
