@@ -38,15 +38,12 @@ from actors.analysis.network_clustering import cluster_network, load_network
 from actors.analysis.pubtator import RateLimiter, RetryPolicy
 from actors.datastore.llm_cache import LLMSummary
 
-SHARED = Path(__file__).resolve().parents[3] / "shared" / "data" / "sysndd"
+SYSNDD_SAMPLES = Path(__file__).resolve().parents[1] / "fixtures" / "sysndd"
 MODEL = "test-model"
 
 
 def shared_json(name: str):
-    path = SHARED / name
-    if not path.exists():
-        pytest.skip(f"reference file {path} not available")
-    return json.loads(path.read_text(encoding="utf-8"))
+    return json.loads((SYSNDD_SAMPLES / name).read_text(encoding="utf-8"))
 
 
 # --- a chat-completions server ----------------------------------------------------

@@ -27,7 +27,7 @@ from actors.analysis.phenotype_clustering import (
 
 HERE = Path(__file__).resolve().parent
 FIXTURES = HERE / "fixtures"
-SYSNDD_DATA = HERE.parents[2] / "shared" / "data" / "sysndd"
+SYSNDD_DATA = HERE.parent / "fixtures" / "sysndd"
 ID_COLUMNS = ["entity_id", "hgnc_id", "symbol", "inheritance"]
 
 
