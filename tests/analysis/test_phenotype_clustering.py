@@ -27,7 +27,8 @@ from actors.analysis.phenotype_clustering import (
 
 HERE = Path(__file__).resolve().parent
 FIXTURES = HERE / "fixtures"
-SYSNDD_DATA = HERE.parent / "fixtures" / "sysndd"
+# Our copies of SysNDD's samples first, then the project's shared data (the panel list).
+SYSNDD_DATA = (HERE.parent / "fixtures" / "sysndd", HERE.parents[2] / "shared" / "data" / "sysndd")
 ID_COLUMNS = ["entity_id", "hgnc_id", "symbol", "inheritance"]
 
 
@@ -60,11 +61,10 @@ def partition_of(result) -> dict:
 
 
 def sysndd_reference(name):
-    path = SYSNDD_DATA / name
-    if not path.exists():
-        pytest.skip(f"SysNDD sample data not found at {path}")
-    with open(path, encoding="utf-8") as handle:
-        return json.load(handle)
+    for folder in SYSNDD_DATA:
+        if (folder / name).exists():
+            return json.loads((folder / name).read_text(encoding="utf-8"))
+    pytest.skip(f"SysNDD sample data {name} not found in {SYSNDD_DATA}")
 
 
 # ------------------------------------------------------- shipped matrix ---
