@@ -52,7 +52,9 @@ def job_store(client: redis.Redis | None = None) -> JobStore:
 
 
 def enqueue_broker(client: redis.Redis | None = None) -> RedisBroker:
-    """A broker that only sends: no middleware, since nothing is processed here."""
+    """The broker outside the workers: it names Dramatiq's queues in Redis (submission
+    writes a job's message there itself, in one step with its record). No middleware:
+    nothing is processed here."""
     return RedisBroker(client=client or redis_client(), middleware=[])
 
 

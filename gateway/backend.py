@@ -1,4 +1,4 @@
-"""What the gateway talks to in Redis: job store, enqueue-only broker, results, aborts."""
+"""What the gateway talks to in Redis: job store, Dramatiq's queues, results, aborts."""
 
 from __future__ import annotations
 

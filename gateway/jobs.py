@@ -27,6 +27,13 @@ def _job_not_found(job_id: str) -> ApiError:
     return ApiError(falcon.HTTP_404, "JOB_NOT_FOUND", f"no job with id {job_id!r} (unknown or expired)")
 
 
+def _record(backend: Backend, job_id: str) -> dict:
+    record = backend.store.get(job_id)
+    if record is None:
+        raise _job_not_found(job_id)
+    return record
+
+
 # Read and drop up to this much of an oversized body, so a client's keep-alive
 # connection stays usable after the 413; beyond it the server closes the connection.
 DRAIN_BYTES = 8 * 1024 * 1024
@@ -104,9 +111,7 @@ class Status:
         self.backend = backend
 
     def on_get(self, req, resp, ident):
-        record = self.backend.store.get(ident)
-        if record is None:
-            raise _job_not_found(ident)
+        record = _record(self.backend, ident)
         body = {
             "job_id": record["job_id"],
             "operation": record["operation"],
@@ -157,9 +162,7 @@ class Result:
         self.backend = backend
 
     def on_get(self, req, resp, ident):
-        record = self.backend.store.get(ident)
-        if record is None:
-            raise _job_not_found(ident)
+        record = _record(self.backend, ident)
         if record["status"] in ACTIVE:
             raise ApiError(
                 falcon.HTTP_409, "JOB_NOT_FINISHED", f"job {ident} is {record['status']}",
