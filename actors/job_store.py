@@ -319,9 +319,12 @@ class JobStore:
             index = self._key("h", "all")
         high = f"({cursor}" if cursor is not None else "+inf"
         items: list[dict] = []
-        while len(items) < limit:
+        while True:
             want = limit - len(items)
-            page = self.client.zrevrangebyscore(index, high, "-inf", start=0, num=want, withscores=True)
+            # One more than wanted: whether a next page exists, without another query.
+            page = self.client.zrevrangebyscore(index, high, "-inf", start=0, num=want + 1, withscores=True)
+            more = len(page) > want
+            page = page[:want]
             if not page:
                 return items, None
             with self.client.pipeline(transaction=False) as pipe:
@@ -337,9 +340,10 @@ class JobStore:
             high = f"({int(page[-1][1])}"
             if expired:
                 self._forget(expired)
-            if len(page) < want:
+            if not more:
                 return items, None
-        return items, int(page[-1][1])
+            if len(items) == limit:
+                return items, int(page[-1][1])
 
     def _forget(self, job_ids: list[str]) -> None:
         """Drop history entries whose record has expired."""

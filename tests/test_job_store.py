@@ -108,6 +108,9 @@ def test_history_pages_through_every_job_once(store):
         if cursor is None:
             break
     assert seen == [f"j{i:02}" for i in reversed(range(25))]
+    # A page that ends exactly at the last job says there is no next one.
+    items, cursor = store.history(limit=25)
+    assert len(items) == 25 and cursor is None
 
 
 def test_status_indexes_follow_the_record(store):
