@@ -45,7 +45,8 @@ import requests
 from sqlalchemy import and_, select, update
 from sqlalchemy.engine import Connection, Engine
 
-from actors.analysis.pubtator import RateLimiter, RetryPolicy, _retry_after_seconds, upsert
+from actors.analysis.http_retry import RateLimiter, Rejected, RetryingSender, RetryPolicy, Unavailable
+from actors.analysis.pubtator import upsert
 from actors.datastore.llm_cache import LLMSummary
 
 Progress = Callable[..., None]
@@ -594,10 +595,6 @@ def _checked_value(kind: str, value) -> tuple[object, str | None]:
 # --- the chat-completions client --------------------------------------------------
 
 
-def _is_retryable(status_code: int) -> bool:
-    return status_code in (408, 429) or status_code >= 500
-
-
 @dataclass
 class _ChatClient:
     settings: LLMSettings
@@ -605,13 +602,17 @@ class _ChatClient:
     sleep: Callable[[float], None]
     #: Called with (reason, delay) before each retry's wait, so progress can show it.
     on_retry: Callable[[str, float], None]
-    limiter: RateLimiter = field(init=False)
-    requests_made: int = 0
-    retries: int = 0
+    sender: RetryingSender = field(init=False)
 
     def __post_init__(self):
         per_minute = self.settings.rate_limit_per_minute
-        self.limiter = RateLimiter(per_minute / 60.0 if per_minute else None, sleep=self.sleep)
+        self.sender = RetryingSender(
+            limiter=RateLimiter(per_minute / 60.0 if per_minute else None, sleep=self.sleep),
+            policy=self.settings.retry,
+            sleep=self.sleep,
+            # Looked up at each retry: summarise_clusters points it at the current cluster.
+            on_retry=lambda reason, delay: self.on_retry(reason, delay),
+        )
 
     def complete(self, messages: list[dict]) -> str:
         """The content of the first choice's message; retries transient failures."""
@@ -625,38 +626,16 @@ class _ChatClient:
         headers = {"Content-Type": "application/json", "User-Agent": USER_AGENT}
         if self.settings.api_key:
             headers["Authorization"] = f"Bearer {self.settings.api_key}"
-        policy = self.settings.retry
-
-        for attempt in range(policy.max_retries + 1):
-            self.limiter.wait()
-            self.requests_made += 1
-            retry_after = None
-            try:
-                response = self.session.post(
-                    url, json=payload, headers=headers, timeout=self.settings.timeout_seconds
-                )
-            except (
-                requests.ConnectionError,
-                requests.Timeout,
-                requests.exceptions.ChunkedEncodingError,
-            ) as exc:
-                reason = f"{type(exc).__name__}: {exc}"
-            else:
-                if 200 <= response.status_code < 300:
-                    return _message_content(response)
-                if not _is_retryable(response.status_code):
-                    raise LLMRequestRejected(response.status_code, url, response.text)
-                reason = f"HTTP {response.status_code}"
-                retry_after = _retry_after_seconds(response)
-            if attempt == policy.max_retries:
-                raise LLMUnavailable(f"{url}: {reason} after {attempt + 1} attempts")
-            delay = retry_after if retry_after is not None else policy.backoff(attempt)
-            if delay > policy.max_retry_after_seconds:
-                raise LLMUnavailable(f"{url}: {reason}, asked to retry after {delay:.0f} s")
-            self.retries += 1
-            self.on_retry(reason, delay)
-            self.sleep(delay)
-        raise AssertionError("unreachable")
+        try:
+            response = self.sender.send(
+                lambda: self.session.post(url, json=payload, headers=headers, timeout=self.settings.timeout_seconds),
+                url,
+            )
+        except Rejected as e:
+            raise LLMRequestRejected(e.status_code, url, e.body) from None
+        except Unavailable as e:
+            raise LLMUnavailable(str(e)) from None
+        return _message_content(response)
 
 
 def _message_content(response: requests.Response) -> str:
@@ -868,8 +847,8 @@ def summarise_clusters(
         "summaries": summaries,
         "generated": generated,
         "from_cache": total - generated,
-        "requests": client.requests_made,
-        "retries": client.retries,
+        "requests": client.sender.requests_made,
+        "retries": client.sender.retries,
     }
 
 

@@ -30,12 +30,14 @@ import csv
 import gzip
 import json
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from importlib import resources
 from pathlib import Path
 
 import igraph
 import leidenalg
+
+from actors.analysis.progress import Progress, step_reporter
 
 ALGORITHMS = ("leiden", "walktrap")
 PROGRESS_STEPS = ("load", "build_graph", "cluster", "subcluster", "summarise")
@@ -47,7 +49,6 @@ WALKTRAP_STEPS = 4
 SHIPPED_NETWORK = "ndd_network.json.gz"
 EDGE_CSV_COLUMNS = ("source", "target", "confidence")
 
-Progress = Callable[..., None]
 
 
 def load_network(path: str | Path | None = None) -> dict:
@@ -145,7 +146,7 @@ def cluster_network(
     """
     _check_parameters(algorithm, resolution, seed, min_cluster_size, subcluster, genes, progress)
     genes = None if genes is None else list(genes)
-    report = _progress_reporter(progress)
+    report = step_reporter(progress, PROGRESS_STEPS)
 
     report("load", f"checking {len(edges)} edges")
     edges = [_checked_edge(edge) for edge in edges]
@@ -227,14 +228,6 @@ def _check_parameters(
         raise ValueError(f"genes must be a list of HGNC ids, got {genes!r}")
     if progress is not None and not callable(progress):
         raise ValueError("progress must be a callable or None")
-
-
-def _progress_reporter(progress: Progress | None) -> Callable[[str, str], None]:
-    def report(step: str, message: str = "") -> None:
-        if progress is not None:
-            progress(step, PROGRESS_STEPS.index(step) + 1, len(PROGRESS_STEPS), message)
-
-    return report
 
 
 def _checked_edge(edge: dict) -> dict:

@@ -57,7 +57,7 @@ from __future__ import annotations
 import csv
 import gzip
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
 
@@ -66,6 +66,8 @@ import pandas as pd
 from scipy.cluster.hierarchy import cut_tree, linkage
 from scipy.stats import f as f_distribution
 from scipy.stats import hypergeom, norm
+
+from actors.analysis.progress import Progress, step_reporter
 
 SHIPPED_MATRIX = "ndd_phenotype_matrix.csv.gz"
 IDENTIFIER_COLUMNS = ("entity_id", "hgnc_id", "symbol")
@@ -78,7 +80,6 @@ YES_SPELLINGS = {"yes", "y", "true", "t", "1"}
 NO_SPELLINGS = {"no", "n", "false", "f", "0", ""}
 MISSING_SUPPLEMENTARY = {"", "na", "nan", "null", "none"}
 
-Progress = Callable[..., None]
 
 
 # ----------------------------------------------------------------- reading ---
@@ -307,7 +308,7 @@ def cluster_phenotypes(
     )
     if not isinstance(matrix, pd.DataFrame):
         raise ValueError(f"matrix must be a pandas DataFrame, got {type(matrix).__name__}")
-    report = _progress_reporter(progress)
+    report = step_reporter(progress, PROGRESS_STEPS)
 
     report("prepare", f"checking a {matrix.shape[0]} x {matrix.shape[1]} matrix")
     table = _checked_table(matrix, quali_sup, quanti_sup, row_weights)
@@ -445,14 +446,6 @@ def _check_parameters(
         raise ValueError(f"proba must be a number in (0, 1], got {proba!r}")
     if progress is not None and not callable(progress):
         raise ValueError("progress must be a callable or None")
-
-
-def _progress_reporter(progress: Progress | None) -> Callable[[str, str], None]:
-    def report(step: str, message: str = "") -> None:
-        if progress is not None:
-            progress(step, PROGRESS_STEPS.index(step) + 1, len(PROGRESS_STEPS), message)
-
-    return report
 
 
 def _checked_table(matrix, quali_sup, quanti_sup, row_weights) -> dict:

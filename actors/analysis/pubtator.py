@@ -13,14 +13,12 @@ mentions on ``(pmid, entrez_id)`` and stale mentions removed).
 
 from __future__ import annotations
 
-import random
 import re
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
-from email.utils import parsedate_to_datetime
 
 import requests
 from sqlalchemy import Table, and_, delete, insert, select, tuple_, update
@@ -28,6 +26,7 @@ from sqlalchemy.dialects import mysql, postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 
 from actors.analysis.comparisons import HgncSymbols, load_hgnc_symbols
+from actors.analysis.http_retry import RateLimiter, Rejected, RetryingSender, RetryPolicy, Unavailable
 from actors.datastore.models import Publication, PublicationGeneMention
 
 Progress = Callable[..., None]
@@ -71,110 +70,28 @@ class PubTatorResponseError(PubTatorError):
 # --- rate limit and retries -------------------------------------------------------
 
 
-class RateLimiter:
-    """Starts requests at least ``1 / per_second`` seconds apart.
-
-    Not a library: one job fetches its pages one after another in one thread, so
-    spacing request starts is the whole requirement; a token bucket (pyrate-limiter,
-    limits) would add a dependency for bursts and sharing we do not use. Jobs running
-    at the same time do not share this limiter.
-    """
-
-    def __init__(self, per_second: float | None, *, clock=time.monotonic, sleep=time.sleep):
-        self.interval = 1.0 / per_second if per_second else 0.0
-        self._clock = clock
-        self._sleep = sleep
-        self._next_start: float | None = None
-
-    def wait(self) -> None:
-        now = self._clock()
-        if self._next_start is not None and now < self._next_start:
-            self._sleep(self._next_start - now)
-            now = self._next_start
-        self._next_start = now + self.interval
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    max_retries: int = 5
-    backoff_base_seconds: float = 1.0
-    backoff_max_seconds: float = 60.0
-    #: A Retry-After longer than this is not slept through: the job fails and its own
-    #: (Dramatiq) retry comes back later instead of holding a worker.
-    max_retry_after_seconds: float = 300.0
-
-    def backoff(self, attempt: int) -> float:
-        # "Equal jitter": at least half the exponential delay, so retries never
-        # collapse to zero, with the other half random to spread clients apart.
-        ceiling = min(self.backoff_max_seconds, self.backoff_base_seconds * 2**attempt)
-        return ceiling / 2 + random.uniform(0, ceiling / 2)
-
-
-def _retry_after_seconds(response: requests.Response) -> float | None:
-    value = response.headers.get("Retry-After")
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=timezone.utc)
-    return max(0.0, (when - datetime.now(timezone.utc)).total_seconds())
-
-
-def _is_retryable(status_code: int) -> bool:
-    return status_code in (408, 429) or status_code >= 500
-
-
 @dataclass
 class _Fetcher:
     session: requests.Session
-    limiter: RateLimiter
-    policy: RetryPolicy
+    sender: RetryingSender
     timeout_seconds: float
-    sleep: Callable[[float], None]
-    requests_made: int = 0
-    retries: int = 0
 
     def get_json(self, url: str, params: dict) -> dict:
-        for attempt in range(self.policy.max_retries + 1):
-            self.limiter.wait()
-            self.requests_made += 1
-            retry_after = None
-            try:
-                response = self.session.get(url, params=params, timeout=self.timeout_seconds)
-            except (
-                requests.ConnectionError,
-                requests.Timeout,
-                requests.exceptions.ChunkedEncodingError,
-            ) as exc:
-                reason = f"{type(exc).__name__}: {exc}"
-            else:
-                if 200 <= response.status_code < 300:
-                    try:
-                        body = response.json()
-                    except ValueError as exc:
-                        raise PubTatorResponseError(f"{response.url}: not JSON ({exc})") from exc
-                    if not isinstance(body, dict):
-                        raise PubTatorResponseError(f"{response.url}: expected a JSON object")
-                    return body
-                if not _is_retryable(response.status_code):
-                    raise PubTatorRequestError(response.status_code, response.url, response.text)
-                reason = f"HTTP {response.status_code}"
-                retry_after = _retry_after_seconds(response)
-            if attempt == self.policy.max_retries:
-                raise PubTatorUnavailableError(f"{url} {params}: {reason} after {attempt + 1} attempts")
-            delay = retry_after if retry_after is not None else self.policy.backoff(attempt)
-            if delay > self.policy.max_retry_after_seconds:
-                raise PubTatorUnavailableError(f"{url}: {reason}, asked to retry after {delay:.0f} s")
-            self.retries += 1
-            self.sleep(delay)
-        raise AssertionError("unreachable")
+        try:
+            response = self.sender.send(
+                lambda: self.session.get(url, params=params, timeout=self.timeout_seconds), f"{url} {params}"
+            )
+        except Rejected as e:
+            raise PubTatorRequestError(e.status_code, e.url, e.body) from None
+        except Unavailable as e:
+            raise PubTatorUnavailableError(str(e)) from None
+        try:
+            body = response.json()
+        except ValueError as exc:
+            raise PubTatorResponseError(f"{response.url}: not JSON ({exc})") from exc
+        if not isinstance(body, dict):
+            raise PubTatorResponseError(f"{response.url}: expected a JSON object")
+        return body
 
 
 # --- response parsing -------------------------------------------------------------
@@ -463,10 +380,12 @@ def update_publications(
         session.headers["User-Agent"] = USER_AGENT
     fetcher = _Fetcher(
         session=session,
-        limiter=RateLimiter(rate_limit_per_second, sleep=sleep),
-        policy=RetryPolicy(max_retries, backoff_base_seconds, backoff_max_seconds, max_retry_after_seconds),
+        sender=RetryingSender(
+            limiter=RateLimiter(rate_limit_per_second, sleep=sleep),
+            policy=RetryPolicy(max_retries, backoff_base_seconds, backoff_max_seconds, max_retry_after_seconds),
+            sleep=sleep,
+        ),
         timeout_seconds=timeout_seconds,
-        sleep=sleep,
     )
     url = f"{base_url.rstrip('/')}/search/"
     totals = _PageWrite()
@@ -508,8 +427,8 @@ def update_publications(
         "records_skipped": skipped,
         "mentions": totals.mentions,
         "mentions_removed": totals.mentions_removed,
-        "requests": fetcher.requests_made,
-        "retries": fetcher.retries,
+        "requests": fetcher.sender.requests_made,
+        "retries": fetcher.sender.retries,
     }
     _report(
         progress,
