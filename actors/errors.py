@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import redis
 from dramatiq.middleware import Shutdown, TimeLimitExceeded
 from dramatiq_abort import Abort
 
@@ -41,9 +42,10 @@ class Failure:
     retryable: bool
 
 
-# Connection problems anywhere are worth another try; so is a plain bug once, by the
-# catalog's retry budget, because heavy analyses also fail on transient resource limits.
-_TRANSIENT = (ConnectionError, TimeoutError, OSError)
+# Connection problems anywhere (sockets, HTTP clients, Redis) are worth another try; so
+# is a plain bug, within the catalog's retry budget, since heavy analyses also fail on
+# transient resource limits.
+_TRANSIENT = (OSError, redis.ConnectionError, redis.TimeoutError)
 
 
 def classify(exception: BaseException) -> Failure:

@@ -393,9 +393,20 @@ class JobStore:
     def leave(self, queue: str, worker: str) -> None:
         self.client.zrem(self._key("workers", queue), worker)
 
-    def live_workers(self, queue: str, *, within_seconds: float) -> int:
+    def queue_health(self, queue_keys: dict[str, str], *, within_seconds: float) -> dict[str, dict]:
+        """Per queue, in one round trip: messages waiting in the broker's list
+        (``queue_keys[queue]``), active jobs, live workers."""
         since = int((time.time() - within_seconds) * 1000)
-        return self.client.zcount(self._key("workers", queue), since, "+inf")
+        with self.client.pipeline(transaction=False) as pipe:
+            for queue, key in queue_keys.items():
+                pipe.llen(key)
+                pipe.scard(self._key("active", queue))
+                pipe.zcount(self._key("workers", queue), since, "+inf")
+            counts = pipe.execute()
+        return {
+            queue: dict(zip(("depth", "active_jobs", "workers"), counts[3 * i:3 * i + 3]))
+            for i, queue in enumerate(queue_keys)
+        }
 
 
 def _text(value) -> str:

@@ -24,20 +24,13 @@ class Ready:
         self.backend = backend
 
     def on_get(self, req, resp):
+        # "depth": messages waiting in Dramatiq's Redis list, not yet fetched by a worker.
+        queue_keys = {queue: f"{self.backend.broker.namespace}:{queue}" for queue in catalog.QUEUES}
         try:
-            queues = {queue: self._queue(queue) for queue in catalog.QUEUES}
+            queues = self.backend.store.queue_health(queue_keys, within_seconds=WORKER_LIVENESS_SECONDS)
         except (redis.ConnectionError, redis.TimeoutError) as e:
             resp.status = falcon.HTTP_503
             resp.media = {"status": "unavailable", "redis": "unreachable", "message": str(e)[:200],
                           "queues": {queue: None for queue in catalog.QUEUES}}
             return
         resp.media = {"status": "ok", "redis": "connected", "queues": queues}
-
-    def _queue(self, queue: str) -> dict:
-        store = self.backend.store
-        return {
-            # Messages waiting in Dramatiq's Redis list, not yet fetched by a worker.
-            "depth": store.client.llen(f"{self.backend.broker.namespace}:{queue}"),
-            "active_jobs": store.active_count(queue),
-            "workers": store.live_workers(queue, within_seconds=WORKER_LIVENESS_SECONDS),
-        }

@@ -200,8 +200,8 @@ def test_finished_clustering_enqueues_its_llm_summaries(stack, llm_api):
     first = result["summaries"][0]
     assert first["summary_json"]["confidence"] == "medium" and first["summary_json"]["tags"]
     assert len(first["cluster_hash"]) == 64
-    posts = [r for r in llm_api.requests if r[1] == "/chat/completions"]
-    assert posts and posts[-1][3]["Authorization"] == "Bearer test-key"
+    posts = [r for r in llm_api.requests if r.path == "/chat/completions"]
+    assert posts and posts[-1].headers["Authorization"] == "Bearer test-key"
 
     # The same clusters again: every summary comes from the cache, no new request.
     before = len(llm_api.requests)

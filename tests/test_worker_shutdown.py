@@ -7,6 +7,7 @@ import signal
 
 import pytest
 
+from actors.operations.selftest import RUNS_KEY
 from tests.conftest import Stack
 from tests.support.processes import start_gateway, start_worker
 
@@ -52,3 +53,24 @@ def test_job_outliving_the_grace_period_goes_back_to_the_queue(bare_stack, logs)
         assert body["attempts"] == 2
     finally:
         replacement.stop()
+
+
+def test_a_stopping_worker_keeps_its_job_through_a_long_grace_period(bare_stack, logs):
+    """Longer than the dead-worker timeout (8 s): the stopping worker must go on
+    heartbeating, or another worker would take the job and run it a second time.
+    Prefetch 1, as on the heavy queue: its busy consumer fetches nothing more."""
+    stopping = start_worker(bare_stack.redis.url, "light", logs, threads=1,
+                            env={"WORKER_SHUTDOWN_GRACE_SECONDS": "30", "dramatiq_queue_prefetch": "1"})
+    job_id = bare_stack.submit("selftest", {"sleep_ms": 12_000, "steps": 120, "count_runs": True}).json()["job_id"]
+    bare_stack.wait_status(job_id, statuses=("running",))
+    other = start_worker(bare_stack.redis.url, "light", logs, threads=1)
+    try:
+        stopping.signal(signal.SIGTERM)
+        assert stopping.wait(timeout=60) == 0
+        record = bare_stack.store.get(job_id)
+        assert record["status"] == "completed", record
+        assert record["attempts"] == 1 and record["lost_runs"] == 0
+        assert int(bare_stack.store.client.hget(RUNS_KEY, job_id)) == 1
+    finally:
+        stopping.stop()
+        other.stop()

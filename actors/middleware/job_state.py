@@ -49,7 +49,8 @@ class JobState(Middleware):
     def after_worker_boot(self, broker, worker):
         threading.Thread(target=self._flush_progress, name="progress", daemon=True).start()
 
-    def before_worker_shutdown(self, broker, worker):
+    def after_worker_shutdown(self, broker, worker):
+        # Jobs finishing within the shutdown grace period still report progress.
         self.stopped.set()
 
     # -- progress -----------------------------------------------------------------------

@@ -57,7 +57,9 @@ class QueueMaintenance(Middleware):
     def after_worker_boot(self, broker, worker):
         threading.Thread(target=self._run, args=(broker,), name="maintenance", daemon=True).start()
 
-    def before_worker_shutdown(self, broker, worker):
+    def after_worker_shutdown(self, broker, worker):
+        # Not before: during the shutdown grace period a job may still be running here,
+        # and a worker that stopped heartbeating would have it taken and run elsewhere.
         self.stopped.set()
 
     def _run(self, broker: MaintainedRedisBroker) -> None:

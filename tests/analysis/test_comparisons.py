@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import gzip
 import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -20,6 +18,7 @@ from actors.analysis.comparisons import (
 from actors.data.builders.hgnc_symbols import DEFAULT_SOURCE_DIR
 from actors.datastore.base import make_engine
 from actors.datastore.models import ComparisonListMetadata, ComparisonMembership
+from tests.support import fake_apis
 
 REFERENCE_UPSET = DEFAULT_SOURCE_DIR / "api_comparisons_upset_GET.json"
 
@@ -38,25 +37,9 @@ REFERENCE_UPSET = DEFAULT_SOURCE_DIR / "api_comparisons_upset_GET.json"
 def http_files():
     """Serves ``files[path] = bytes``; any other path is a 404."""
     files: dict[str, bytes] = {}
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self):
-            body = files.get(self.path)
-            self.send_response(200 if body is not None else 404)
-            body = body if body is not None else b"not found"
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args):
-            pass
-
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    yield files, f"http://127.0.0.1:{httpd.server_address[1]}"
-    httpd.shutdown()
-    httpd.server_close()
+    server = fake_apis.files(files)
+    yield files, server.url
+    server.close()
 
 
 def stored(engine) -> set[tuple[str, str]]:

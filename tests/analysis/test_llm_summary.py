@@ -12,8 +12,6 @@ import functools
 import json
 import re
 import socket
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -37,6 +35,7 @@ from actors.analysis.llm_summary import (
 from actors.analysis.network_clustering import cluster_network, load_network
 from actors.analysis.pubtator import RateLimiter, RetryPolicy
 from actors.datastore.llm_cache import LLMSummary
+from tests.support import fake_apis
 
 SYSNDD_SAMPLES = Path(__file__).resolve().parents[1] / "fixtures" / "sysndd"
 MODEL = "test-model"
@@ -84,64 +83,34 @@ class ChatServer:
         self.requests: list[dict] = []
         self.queue: list[tuple[int, dict, object]] = []
         self.content_override: str | None = None
-        server = self
+        self.http = fake_apis.LocalServer(self._handle)
+        self.base_url = f"{self.http.url}/v1"
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):
-                length = int(self.headers.get("Content-Length") or 0)
-                body = json.loads(self.rfile.read(length) or b"{}")
-                server.requests.append({"path": self.path, "headers": dict(self.headers), "body": body})
-                if self.path != "/v1/chat/completions":
-                    return self._send(404, {}, {"error": {"message": "no such route"}})
-                if server.queue:
-                    return self._send(*server.queue.pop(0))
-                prompt = body["messages"][-1]["content"]
-                content = server.content_override or json.dumps(summary_for(prompt, len(server.requests)))
-                return self._send(
-                    200,
-                    {},
-                    {
-                        "id": f"chatcmpl-{len(server.requests)}",
-                        "object": "chat.completion",
-                        "model": body.get("model"),
-                        "choices": [
-                            {
-                                "index": 0,
-                                "message": {"role": "assistant", "content": content},
-                                "finish_reason": "stop",
-                            }
-                        ],
-                        "usage": {"prompt_tokens": len(prompt) // 4, "completion_tokens": 50},
-                    },
-                )
-
-            def _send(self, status, headers, body):
-                payload = body if isinstance(body, bytes) else json.dumps(body).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(payload)))
-                for name, value in headers.items():
-                    self.send_header(name, value)
-                self.end_headers()
-                self.wfile.write(payload)
-
-            def log_message(self, *args):
-                pass
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.base_url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
-        self.thread = threading.Thread(
-            target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
+    def _handle(self, request):
+        body = json.loads(request.body or b"{}")
+        self.requests.append({"path": request.path, "headers": request.headers, "body": body})
+        if request.path != "/v1/chat/completions":
+            return 404, {}, {"error": {"message": "no such route"}}
+        if self.queue:
+            return self.queue.pop(0)
+        prompt = body["messages"][-1]["content"]
+        content = self.content_override or json.dumps(summary_for(prompt, len(self.requests)))
+        return 200, {}, {
+            "id": f"chatcmpl-{len(self.requests)}",
+            "object": "chat.completion",
+            "model": body.get("model"),
+            "choices": [
+                {"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}
+            ],
+            "usage": {"prompt_tokens": len(prompt) // 4, "completion_tokens": 50},
+        }
 
 
 @pytest.fixture
 def api():
     server = ChatServer()
-    server.thread.start()
     yield server
-    server.httpd.shutdown()
-    server.httpd.server_close()
+    server.http.close()
 
 
 def settings_for(api, **overrides) -> LLMSettings:

@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-import json
 import socket
-import threading
 from datetime import datetime, timezone
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import parse_qs, urlparse
 
 import pytest
 from sqlalchemy import func, insert, select
@@ -24,6 +20,7 @@ from actors.analysis.pubtator import (
 )
 from actors.datastore.base import create_all
 from actors.datastore.models import Publication, PublicationGeneMention
+from tests.support import fake_apis
 
 
 # Records in the shape of api_publication_pubtator_search_GET.json (text_hl shortened).
@@ -95,41 +92,20 @@ class SearchServer:
         self.pages = [list(records) for records in PAGES]
         self.failures: dict[int, list[tuple[int, dict]]] = {}
         self.requests: list[tuple[str, dict]] = []
-        server = self
+        self.http = fake_apis.LocalServer(self._handle)
+        self.base_url = self.http.url
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self):
-                url = urlparse(self.path)
-                params = {k: v[0] for k, v in parse_qs(url.query).items()}
-                server.requests.append((url.path, params))
-                page = int(params.get("page", "1"))
-                if url.path != "/search/":
-                    return self._send(404, {}, {"detail": "not found"})
-                if server.failures.get(page):
-                    status, headers = server.failures[page].pop(0)
-                    return self._send(status, headers, {"detail": "try again"})
-                if page > len(server.pages):
-                    return self._send(200, {}, {"meta": {"totalPages": [len(server.pages)]}, "data": []})
-                return self._send(200, {}, page_body(server.pages, page))
-
-            def _send(self, status, headers, body):
-                payload = json.dumps(body).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(payload)))
-                for name, value in headers.items():
-                    self.send_header(name, value)
-                self.end_headers()
-                self.wfile.write(payload)
-
-            def log_message(self, *args):
-                pass
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.base_url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        self.thread = threading.Thread(
-            target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
+    def _handle(self, request):
+        self.requests.append((request.path, request.query))
+        page = int(request.query.get("page", "1"))
+        if request.path != "/search/":
+            return 404, {}, {"detail": "not found"}
+        if self.failures.get(page):
+            status, headers = self.failures[page].pop(0)
+            return status, headers, {"detail": "try again"}
+        if page > len(self.pages):
+            return 200, {}, {"meta": {"totalPages": [len(self.pages)]}, "data": []}
+        return 200, {}, page_body(self.pages, page)
 
     def pages_requested(self) -> list[int]:
         return [int(params["page"]) for _, params in self.requests]
@@ -138,10 +114,8 @@ class SearchServer:
 @pytest.fixture
 def api():
     server = SearchServer()
-    server.thread.start()
     yield server
-    server.httpd.shutdown()
-    server.httpd.server_close()
+    server.http.close()
 
 
 # --- databases: SQLite always, PostgreSQL when reachable ---------------------------

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from typing import NamedTuple
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, urlparse
@@ -28,12 +29,21 @@ PUBTATOR_RECORDS = [
 ]
 
 
+class Request(NamedTuple):
+    method: str
+    path: str
+    query: dict
+    headers: dict
+    body: bytes
+
+
 class LocalServer:
-    """``handler(method, path, query, body) -> (status, headers, payload bytes|dict)``."""
+    """``handler(request) -> (status, headers, payload)``: a dict or list payload is sent
+    as JSON, bytes as they are. Every request is kept in ``requests``."""
 
     def __init__(self, handler):
         self.handler = handler
-        self.requests: list[tuple[str, str, dict]] = []
+        self.requests: list[Request] = []
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -42,8 +52,9 @@ class LocalServer:
                 query = {k: v[0] for k, v in parse_qs(url.query).items()}
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else b""
-                outer.requests.append((self.command, url.path, query, dict(self.headers), body))
-                status, headers, payload = outer.handler(self.command, url.path, query, body)
+                request = Request(self.command, url.path, query, dict(self.headers), body)
+                outer.requests.append(request)
+                status, headers, payload = outer.handler(request)
                 if not isinstance(payload, bytes):
                     payload = json.dumps(payload).encode()
                     headers = {"Content-Type": "application/json", **headers}
@@ -65,7 +76,8 @@ class LocalServer:
 
         self.server = Server(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        # A short poll interval: close() waits for the serving loop to notice.
+        threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
 
     def close(self):
         self.server.shutdown()
@@ -75,10 +87,10 @@ class LocalServer:
 def pubtator(records=PUBTATOR_RECORDS, per_page: int = 2) -> LocalServer:
     pages = [records[i:i + per_page] for i in range(0, len(records), per_page)]
 
-    def handle(method, path, query, body):
-        if path.rstrip("/") != "/search":
+    def handle(request):
+        if request.path.rstrip("/") != "/search":
             return 404, {}, {"detail": "not found"}
-        page = int(query.get("page", "1"))
+        page = int(request.query.get("page", "1"))
         data = pages[page - 1] if page <= len(pages) else []
         return 200, {}, {"meta": {"perPage": [per_page], "currentPage": [page], "totalPages": [len(pages)]}, "data": data}
 
@@ -86,12 +98,13 @@ def pubtator(records=PUBTATOR_RECORDS, per_page: int = 2) -> LocalServer:
 
 
 def files(contents: dict[str, bytes]) -> LocalServer:
-    """Serves fixed files by path, like a download site."""
+    """Serves ``contents[path]`` (read at each request, so it may change), like a
+    download site; any other path is a 404."""
 
-    def handle(method, path, query, body):
-        if path in contents:
-            return 200, {"Content-Type": "text/csv"}, contents[path]
-        return 404, {}, {"detail": "not found"}
+    def handle(request):
+        if request.path in contents:
+            return 200, {"Content-Type": "text/csv"}, contents[request.path]
+        return 404, {}, b"not found"
 
     return LocalServer(handle)
 
@@ -101,12 +114,12 @@ def chat_completions(delay_seconds: float = 0) -> LocalServer:
     valid cluster summary naming the first line of the prompt it was sent (after
     ``delay_seconds``, like a slow model)."""
 
-    def handle(method, path, query, body):
-        if method != "POST" or path != "/chat/completions":
+    def handle(request):
+        if request.method != "POST" or request.path != "/chat/completions":
             return 404, {}, {"error": {"message": "not found"}}
         time.sleep(delay_seconds)
-        request = json.loads(body)
-        prompt = request["messages"][-1]["content"]
+        body = json.loads(request.body)
+        prompt = body["messages"][-1]["content"]
         first_line = prompt.strip().splitlines()[0][:80]
         summary = {
             "summary": f"A cluster described from: {first_line}",
@@ -117,7 +130,7 @@ def chat_completions(delay_seconds: float = 0) -> LocalServer:
             "clinical_pattern": "syndromic",
         }
         return 200, {}, {
-            "id": "chatcmpl-test", "object": "chat.completion", "model": request["model"],
+            "id": "chatcmpl-test", "object": "chat.completion", "model": body["model"],
             "choices": [{"index": 0, "finish_reason": "stop",
                          "message": {"role": "assistant", "content": json.dumps(summary)}}],
         }
